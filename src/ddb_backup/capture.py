@@ -1,0 +1,245 @@
+"""Capture: turn a batch of stream records into backup versions (docs/format.md, "Writing").
+
+One item's records are written in stream order; different items concurrently, on a bounded
+pool. After a record of an item fails, no later record of that item is written; the batch
+response names the failed records, lowest sequence number first, so Lambda retries from there.
+A record already written by an earlier delivery (a retry's replay) is skipped, never re-applied.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from ddb_backup import keys as k
+from ddb_backup import version_meta as vm
+from ddb_backup.records import BadRecord, StreamRecord
+from ddb_backup.store import ObjectStore
+
+log = logging.getLogger(__name__)
+
+DEFAULT_WORKERS = 64
+REPLAY_CACHE_SIZE = 100_000
+
+SchemaLookup = Callable[[str], k.KeySchema]
+
+
+@dataclass(frozen=True)
+class CaptureSettings:
+    """How objects are named: the handler's settings less the bucket."""
+
+    prefix: str = ""
+    plain_text: bool = False
+    tenant_column: str | None = None
+    workers: int = DEFAULT_WORKERS
+
+
+@dataclass
+class BatchReport:
+    """What one batch did: the Lambda response plus the counts behind the metrics."""
+
+    failures: list[str] = field(default_factory=list)  # sequence numbers, lowest first
+    written: int = 0
+    replays_skipped: int = 0
+    missing_tenant: int = 0
+    errors: list[str] = field(default_factory=list)
+    lags: list[float] = field(default_factory=list)  # seconds from event time to write
+
+    def lambda_response(self) -> dict[str, list[dict[str, str]]]:
+        return {"batchItemFailures": [{"itemIdentifier": seq} for seq in self.failures]}
+
+
+@dataclass(frozen=True)
+class Write:
+    """One request to the store: a put of ``body`` (an image or an empty tombstone) or a delete."""
+
+    object_key: str
+    meta: vm.VersionMeta
+    body: bytes | None  # None: a delete marker after a tombstone
+
+
+class ReplayGuard:
+    """Remembers, per object key, the newest sequence number written (bounded, least recently used
+    out). A warm function skips a redelivered record whose change is already in the bucket."""
+
+    def __init__(self, size: int = REPLAY_CACHE_SIZE) -> None:
+        self._seen: OrderedDict[str, int] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def already_written(self, object_key: str, sequence: int) -> bool:
+        with self._lock:
+            newest = self._seen.get(object_key)
+            return newest is not None and sequence <= newest
+
+    def written(self, object_key: str, sequence: int) -> None:
+        with self._lock:
+            self._seen[object_key] = max(sequence, self._seen.get(object_key, sequence))
+            self._seen.move_to_end(object_key)
+            while len(self._seen) > self._size:
+                self._seen.popitem(last=False)
+
+
+class Capture:
+    """Writes stream records to the store; one instance lives as long as the function."""
+
+    def __init__(
+        self,
+        store: ObjectStore,
+        settings: CaptureSettings,
+        schema_lookup: SchemaLookup | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.store = store
+        self.settings = settings
+        self._schema_lookup = schema_lookup
+        self._clock = clock
+        self.guard = ReplayGuard()
+        self._pool: ThreadPoolExecutor | None = None
+
+    # -- naming -------------------------------------------------------------------------------
+
+    def namer(self, table: str) -> k.ItemNamer:
+        schema = None
+        if self.settings.plain_text:
+            if self._schema_lookup is None:
+                raise ValueError("plain-text object names need a key schema lookup")
+            schema = self._schema_lookup(table)
+        return k.ItemNamer(self.settings.prefix, table, self.settings.plain_text, schema)
+
+    def _tenant_of(self, image: Mapping[str, Any]) -> str | None:
+        """The tenant segment for an image; ``None`` without multi-tenancy."""
+        column = self.settings.tenant_column
+        return k.tenant_segment(image.get(column)) if column else None
+
+    def lacks_tenant(self, record: StreamRecord) -> bool:
+        """Multi-tenant, and the record's image has no tenant value (stored under the reserved one)."""
+        column = self.settings.tenant_column
+        if not column:
+            return False
+        image = record.new_image or record.old_image or {}
+        return k.tenant_segment(image.get(column)) == k.MISSING_TENANT_SEGMENT
+
+    # -- planning one record --------------------------------------------------------------------
+
+    def writes_for(self, record: StreamRecord) -> list[Write]:
+        """The requests that back up one record, in the order they must be made."""
+        event = record.event_name
+        key = k.canonical_key(record.keys)
+        namer = self.namer(record.table_name)
+        meta = vm.VersionMeta(
+            event_name=event,
+            event_time=record.event_time,
+            sequence_number=record.sequence_number,
+            event_id=record.event_id,
+            key=key,
+            removed_by=vm.REMOVED_BY_TTL if event == vm.REMOVE and record.is_ttl_delete else None,
+        )
+        if event == vm.REMOVE:
+            return _removal(namer.object_key(key, self._old_tenant(record)), meta)
+        image = record.new_image
+        if image is None:
+            raise record.image_missing("NewImage", "holds the item to back up")
+        new_path = namer.object_key(key, self._tenant_of(image))
+        body = json.dumps(image, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+        writes = [Write(new_path, meta, body)]
+        if self.settings.tenant_column and event == vm.MODIFY:
+            old_path = namer.object_key(key, self._old_tenant(record))
+            if old_path != new_path:
+                moved = replace(meta, event_name=vm.REMOVE, removed_by=vm.REMOVED_BY_TENANT_CHANGE)
+                writes += _removal(old_path, moved)
+        return writes
+
+    def _old_tenant(self, record: StreamRecord) -> str | None:
+        if not self.settings.tenant_column:
+            return None
+        old = record.old_image
+        if old is None:
+            raise record.image_missing(
+                "OldImage", f"names the item's tenant (MultiTenancyColumn={self.settings.tenant_column})"
+            )
+        return self._tenant_of(old)
+
+    # -- running a batch ------------------------------------------------------------------------
+
+    def process(self, raw_records: Sequence[Mapping[str, Any]]) -> BatchReport:
+        """Back up one batch; the report's failures are what Lambda must retry."""
+        report = BatchReport()
+        groups: dict[str, list[StreamRecord]] = {}
+        lock = threading.Lock()
+        for index, raw in enumerate(raw_records):
+            try:
+                record = StreamRecord(raw)
+                identity = f"{record.table_name}\n{k.key_identity(record.keys)}"
+            except (BadRecord, k.InvalidKeyError) as err:
+                _fail(report, lock, _sequence_or_position(raw, index), err)
+                continue
+            groups.setdefault(identity, []).append(record)
+        pool = self._executor()
+        for done in [pool.submit(self._process_item, group, report, lock) for group in groups.values()]:
+            done.result()
+        report.failures.sort(key=int)
+        return report
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="capture")
+        return self._pool
+
+    def _process_item(self, records: Iterable[StreamRecord], report: BatchReport, lock: threading.Lock) -> None:
+        for record in records:
+            try:
+                self._apply(record, report, lock)
+            except Exception as err:  # any failure stops this item; Lambda retries from here
+                _fail(report, lock, record.raw.get("dynamodb", {}).get("SequenceNumber", "0"), err)
+                return
+
+    def _apply(self, record: StreamRecord, report: BatchReport, lock: threading.Lock) -> None:
+        writes = self.writes_for(record)
+        sequence = record.sequence_int
+        if all(self.guard.already_written(write.object_key, sequence) for write in writes):
+            with lock:
+                report.replays_skipped += 1
+            return
+        for write in writes:
+            if write.body is None:
+                self.store.delete(write.object_key)
+            else:
+                self.store.put(write.object_key, write.body, write.meta.to_s3())
+        for write in writes:
+            self.guard.written(write.object_key, sequence)
+        with lock:
+            report.written += 1
+            report.lags.append(self._clock() - record.event_time)
+            if self.lacks_tenant(record):
+                report.missing_tenant += 1
+
+
+def _removal(object_key: str, meta: vm.VersionMeta) -> list[Write]:
+    """A removal: an empty tombstone version that keeps the event, then a delete marker so the item
+    leaves the bucket's current view."""
+    return [Write(object_key, meta, b""), Write(object_key, meta, None)]
+
+
+def _sequence_or_position(raw: Any, index: int) -> str:
+    try:
+        value = raw["dynamodb"]["SequenceNumber"]
+    except (KeyError, TypeError):
+        return str(index)
+    return str(value) if str(value).isdigit() else str(index)
+
+
+def _fail(report: BatchReport, lock: threading.Lock, sequence: Any, err: Exception) -> None:
+    message = f"record {sequence}: {err}" if not str(err).startswith("record") else str(err)
+    log.error("backup of a stream record failed", extra={"sequence_number": str(sequence), "error": message})
+    with lock:
+        report.failures.append(str(sequence))
+        report.errors.append(message)

@@ -1,0 +1,69 @@
+"""The function's settings: Lambda environment variables with the original tool's names.
+
+Read and checked once, at cold start; an explicit argument beats the environment.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+BACKUP_BUCKET = "BackupBucket"
+BACKUP_PREFIX = "BackupPrefix"
+PLAIN_TEXT_KEY_AS_FILENAME = "PlainTextKeyAsFilename"
+MULTI_TENANCY_COLUMN = "MultiTenancyColumn"
+
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no", ""}
+
+
+class SettingsError(ValueError):
+    """A setting is missing or wrong; the message names it and the fix."""
+
+
+def parse_bool(name: str, value: str | None) -> bool:
+    """``true/false/1/0/yes/no`` (any case); unset or empty is false; anything else is an error."""
+    text = (value or "").strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise SettingsError(f"{name}={value!r} is not a boolean: use true or false (also 1/0, yes/no)")
+
+
+@dataclass(frozen=True)
+class Settings:
+    bucket: str
+    prefix: str = ""
+    plain_text: bool = False
+    tenant_column: str | None = None
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        env = os.environ if env is None else env
+        bucket = env.get(BACKUP_BUCKET, "").strip()
+        if not bucket:
+            raise SettingsError(
+                f"{BACKUP_BUCKET} is not set: set the function's environment variable {BACKUP_BUCKET} "
+                "to the name of a versioned S3 bucket"
+            )
+        prefix = env.get(BACKUP_PREFIX, "").strip().strip("/")
+        if any(part in (".", "..") for part in prefix.split("/")):
+            raise SettingsError(f"{BACKUP_PREFIX}={prefix!r} must not contain '.' or '..' path segments")
+        return cls(
+            bucket=bucket,
+            prefix=prefix,
+            plain_text=parse_bool(PLAIN_TEXT_KEY_AS_FILENAME, env.get(PLAIN_TEXT_KEY_AS_FILENAME)),
+            tenant_column=env.get(MULTI_TENANCY_COLUMN, "").strip() or None,
+        )
+
+
+def require_versioning(bucket: str, enabled: bool) -> None:
+    """Refuse a bucket without versioning: every change must stay a version of its own."""
+    if not enabled:
+        raise SettingsError(
+            f"bucket {bucket!r} does not have versioning enabled, so backups would overwrite each other: "
+            f"run 'aws s3api put-bucket-versioning --bucket {bucket} "
+            "--versioning-configuration Status=Enabled'"
+        )

@@ -1,0 +1,24 @@
+"""The object store: the small interface every backend implements (docs/architecture.md).
+
+Backends know nothing of DynamoDB or of our paths; ``ddb_backup.keys`` computes every key.
+"""
+
+from ddb_backup.store.base import (
+    NoSuchVersion,
+    ObjectStore,
+    PreconditionFailed,
+    PutResult,
+    StoredObject,
+    StoreError,
+    VersionEntry,
+)
+
+__all__ = [
+    "NoSuchVersion",
+    "ObjectStore",
+    "PreconditionFailed",
+    "PutResult",
+    "StoreError",
+    "StoredObject",
+    "VersionEntry",
+]

@@ -1,0 +1,84 @@
+"""Types of the object store interface."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+
+class StoreError(Exception):
+    """A request to the object store failed (after the backend's own retries)."""
+
+
+class NoSuchVersion(StoreError):
+    """The object or version does not exist (or is a delete marker)."""
+
+
+class PreconditionFailed(StoreError):
+    """A conditional write found the object changed since it was looked at."""
+
+
+@dataclass(frozen=True)
+class VersionEntry:
+    """One row of a version listing: an object version or a delete marker."""
+
+    key: str
+    version_id: str
+    last_modified: datetime
+    size: int
+    is_latest: bool
+    is_delete_marker: bool = False
+    etag: str | None = None
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object version read back, with its user metadata (lower-case names)."""
+
+    key: str
+    version_id: str
+    last_modified: datetime
+    metadata: Mapping[str, str]
+    body: bytes = b""
+    size: int = 0
+    etag: str | None = None
+    content_type: str | None = None
+
+
+@dataclass(frozen=True)
+class PutResult:
+    version_id: str
+    etag: str | None = field(default=None)
+
+
+class ObjectStore(Protocol):
+    """A versioned object store (S3, or the in-memory stand-in).
+
+    ``list_versions`` yields keys in ascending byte order and, for one key, its versions newest
+    first, as S3's ListObjectVersions does; ``key_marker`` starts after that key.
+    """
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str = "application/json",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> PutResult: ...
+
+    def delete(self, key: str) -> str | None:
+        """Add a delete marker; returns its version id."""
+        ...
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject: ...
+
+    def head(self, key: str, version_id: str | None = None) -> StoredObject: ...
+
+    def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]: ...
+
+    def versioning_enabled(self) -> bool: ...

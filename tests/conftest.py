@@ -1,0 +1,37 @@
+"""Shared fixtures: never touch real AWS, and give each test fresh fakes."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+import pytest
+
+from ddb_backup.store.memory import MemoryStore
+
+os.environ.update(
+    {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+        "POWERTOOLS_METRICS_NAMESPACE": "DdbBackupTests",
+    }
+)
+os.environ.pop("AWS_PROFILE", None)
+os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@pytest.fixture
+def memory_store() -> MemoryStore:
+    return MemoryStore()
+
+
+@pytest.fixture
+def moto_url() -> Iterator[str]:
+    """moto's HTTP server on 127.0.0.1 (end-to-end tests)."""
+    from ddb_backup.emulator import moto_server
+
+    with moto_server() as url:
+        yield url
