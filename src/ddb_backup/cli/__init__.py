@@ -1,16 +1,41 @@
-"""The ``ddb-backup`` command: a thin layer over the library (one module per command)."""
+"""The ``ddb-backup`` command: a thin layer over the library (one module per command).
+
+Library errors become one line on stderr and an exit code; no traceback for what a user can fix.
+"""
 
 from __future__ import annotations
 
 import sys
+from typing import Any
 
 import click
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import __version__
 from ddb_backup.cli.demo import demo
+from ddb_backup.errors import BackupError, UserError
+from ddb_backup.keys import InvalidKeyError
+from ddb_backup.settings import SettingsError
+from ddb_backup.store import StoreError
+
+USER_ERRORS = (UserError, SettingsError, InvalidKeyError)
+AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class Cli(click.Group):
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except USER_ERRORS as err:
+            click.echo(f"error: {err}", err=True)
+            ctx.exit(2)
+        except AWS_ERRORS as err:
+            hint = "" if getattr(err, "hint", None) else " (Try: check credentials, region and --endpoint-url)"
+            click.echo(f"error: {err}{hint}", err=True)
+            ctx.exit(3)
+
+
+@click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="ddb-backup")
 def cli() -> None:
     """Continuous DynamoDB backups in a versioned S3 bucket, and exact point-in-time restore.

@@ -1,0 +1,53 @@
+"""Options and plumbing shared by every command."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import boto3
+import click
+
+from ddb_backup.aws import make_client
+from ddb_backup.store.s3 import S3Store
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+@dataclass(frozen=True)
+class Aws:
+    """Where to reach AWS: explicit options beat AWS_ENDPOINT_URL / AWS_REGION / AWS_PROFILE."""
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    profile: str | None = None
+
+    def client(self, service: str, **options: Any) -> Any:
+        session = boto3.session.Session(profile_name=self.profile) if self.profile else None
+        return make_client(service, endpoint_url=self.endpoint_url, region=self.region, session=session, **options)
+
+    def store(self, bucket: str, **options: Any) -> S3Store:
+        return S3Store(self.client("s3", **options), bucket)
+
+
+def aws_options(command: F) -> F:
+    """``--endpoint-url``, ``--region``, ``--profile``; the command receives ``aws: Aws``."""
+
+    @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint (e.g. an emulator's URL).")
+    @click.option("--region", envvar="AWS_REGION", help="AWS region (default: AWS_REGION / the profile's).")
+    @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile name.")
+    @functools.wraps(command)
+    def wrapper(*args: Any, endpoint_url: str | None, region: str | None, profile: str | None, **kw: Any) -> Any:
+        return command(*args, aws=Aws(endpoint_url, region, profile), **kw)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def bucket_options(command: F) -> F:
+    """``--bucket`` (required) and ``--prefix``."""
+    command = click.option("--prefix", default="", show_default=False, help="The BackupPrefix the function uses.")(
+        command
+    )
+    return click.option("--bucket", required=True, help="The backup bucket (BackupBucket).")(command)
