@@ -1,0 +1,1 @@
+"""Point-in-time restore: a planner (what each item was at time T) and an executor (writing it)."""

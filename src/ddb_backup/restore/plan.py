@@ -1,0 +1,72 @@
+"""The restore planner: stream a table's version listing and decide each item's state at T.
+
+Memory stays bounded: S3 lists one key's versions together, so only the current key's versions
+are held, and each decision is yielded as soon as its key's versions have gone by.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from ddb_backup import keys as k
+from ddb_backup.restore.ranges import KeyRange, key_ranges
+from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, state_at
+from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
+from ddb_backup.version_meta import VersionMeta
+
+_MD5_NAME = re.compile(r"[0-9a-f]{32}")
+PROBE_KEYS = 50
+
+
+@dataclass(frozen=True)
+class PointInTime:
+    """Which state to compute: the table's objects under ``prefix`` at ``at`` (epoch seconds)."""
+
+    at: float
+    max_lag: float = DEFAULT_MAX_LAG
+
+
+def group_versions(entries: Iterable[VersionEntry]) -> Iterator[list[VersionEntry]]:
+    """Consecutive entries of one key, turned oldest first."""
+    for _, versions in itertools.groupby(entries, key=lambda entry: entry.key):
+        yield list(versions)[::-1]
+
+
+def metadata_reader(store: ObjectStore) -> Callable[[VersionEntry], VersionMeta | None]:
+    def read(entry: VersionEntry) -> VersionMeta | None:
+        try:
+            return VersionMeta.from_s3(store.head(entry.key, entry.version_id).metadata)
+        except NoSuchVersion:
+            return None  # gone since listing (lifecycle expiry): decided by its write time
+
+    return read
+
+
+def plan_range(
+    store: ObjectStore,
+    key_range: KeyRange,
+    when: PointInTime,
+    *,
+    after: str | None = None,
+    wanted: Callable[[str], bool] | None = None,
+) -> Iterator[ItemState]:
+    """Every item of one key range (optionally only ``wanted`` object keys), in key order."""
+    read = metadata_reader(store)
+    for versions in group_versions(key_range.list_versions(store, after=after)):
+        if wanted is None or wanted(versions[0].key):
+            yield state_at(versions, when.at, read, max_lag=when.max_lag)
+
+
+def uses_md5_names(store: ObjectStore, prefix: str) -> bool:
+    """Whether the objects right under ``prefix`` look like MD5 names (a probe of the first keys)."""
+    names = [entry.key[len(prefix) :] for entry in itertools.islice(store.list_versions(prefix), PROBE_KEYS)]
+    return bool(names) and all(_MD5_NAME.fullmatch(name) for name in names)
+
+
+def table_ranges(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> list[KeyRange]:
+    """The key ranges of a table (or of one tenant's folder, ``tenant`` being its escaped segment)."""
+    folder = k.table_prefix(prefix, table, tenant)
+    return key_ranges(folder, md5_names=uses_md5_names(store, folder))

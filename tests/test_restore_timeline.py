@@ -1,0 +1,120 @@
+"""The state of one item at T from its versions (docs/format.md, "Reading")."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from ddb_backup.restore.ranges import key_ranges, segment_ranges
+from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, state_at
+from ddb_backup.store import VersionEntry
+from ddb_backup.store.memory import MemoryStore
+from ddb_backup.version_meta import VersionMeta
+
+HOUR = 3600.0
+
+
+def version(n: int, written: float, event: float | None, *, size: int = 10, marker: bool = False) -> VersionEntry:
+    return VersionEntry(
+        key="t/x",
+        version_id=f"v{n}",
+        last_modified=datetime.fromtimestamp(written, tz=UTC),
+        size=size,
+        is_latest=False,
+        is_delete_marker=marker,
+        etag=f"e{n}" if event is not None else None,
+    )
+
+
+class Reader:
+    """Metadata by version id; counts reads."""
+
+    def __init__(self, events: dict[str, float | None]) -> None:
+        self.events, self.reads = events, 0
+
+    def __call__(self, entry: VersionEntry) -> VersionMeta | None:
+        self.reads += 1
+        event = self.events[entry.version_id]
+        return None if event is None else VersionMeta("MODIFY", event, "1")
+
+
+def decide(versions: list[VersionEntry], at: float, events: dict[str, float | None]) -> tuple[str | None, int]:
+    reader = Reader(events)
+    state = state_at(versions, at, reader)
+    assert state.metadata_reads == reader.reads
+    return (state.version.version_id if state.version else None), reader.reads
+
+
+def test_versions_written_well_before_t_need_no_metadata() -> None:
+    versions = [version(1, 100, 99), version(2, 200, 199)]
+    assert decide(versions, 1000, {}) == ("v2", 0)
+
+
+def test_a_change_made_before_t_but_written_after_t_is_restored() -> None:
+    # GIVEN the change of t=990 reached S3 at t=1500 (Lambda lag); S3's clock says "after T"
+    versions = [version(1, 100, 99), version(2, 1500, 990), version(3, 1600, 1590)]
+    # THEN the state at 1000 is version 2: one read for it, one for the first change after T
+    assert decide(versions, 1000, {"v2": 990, "v3": 1590}) == ("v2", 2)
+
+
+def test_reads_stop_at_the_first_change_after_t() -> None:
+    versions = [version(1, 100, 99), version(2, 1500, 1400), version(3, 1600, 1590)]
+    assert decide(versions, 1000, {"v2": 1400, "v3": 1590}) == ("v1", 1)
+
+
+def test_versions_written_after_the_window_are_not_read() -> None:
+    versions = [version(1, 100, 99), version(2, 1000 + DEFAULT_MAX_LAG + 1, 1e9)]
+    assert decide(versions, 1000, {}) == ("v1", 0)
+
+
+def test_same_second_changes_take_the_last_in_stream_order() -> None:
+    versions = [version(1, 1000.2, 1000), version(2, 1000.4, 1000), version(3, 1000.6, 1001)]
+    assert decide(versions, 1000, {"v1": 1000, "v2": 1000, "v3": 1001}) == ("v2", 3)
+
+
+def test_a_tombstone_makes_the_item_absent_and_its_delete_marker_adds_nothing() -> None:
+    versions = [version(1, 100, 99), version(2, 200, 199, size=0), version(3, 200, None, marker=True)]
+    assert decide(versions, 1000, {}) == (None, 0)
+    # a re-insert after the removal, written close to T
+    versions.append(version(4, 1000.5, 1000))
+    assert decide(versions, 1000, {"v4": 1000}) == ("v4", 1)
+
+
+def test_our_delete_marker_in_the_uncertain_window_is_skipped_not_taken_as_a_delete() -> None:
+    versions = [version(1, 100, 99), version(2, 1500, 1200, size=0), version(3, 1500, None, marker=True)]
+    assert decide(versions, 1000, {"v2": 1200}) == ("v1", 1)
+
+
+def test_original_tool_versions_fall_back_to_last_modified_and_say_so() -> None:
+    versions = [version(1, 100, None), version(2, 999.5, None), version(3, 1000.5, None, marker=True)]
+    state = state_at(versions, 1000, Reader({"v1": None, "v2": None}))
+    assert state.version is not None and state.version.version_id == "v2" and state.legacy
+    later = state_at(versions, 1001, Reader({"v1": None, "v2": None}))
+    assert later.version is None  # the original tool's delete marker
+
+
+def test_no_change_yet_means_absent() -> None:
+    assert decide([version(1, 2000, 1999)], 1000, {"v1": 1999}) == (None, 1)
+    assert decide([version(1, 1000 + 2 * DEFAULT_MAX_LAG, 1e9)], 1000, {}) == (None, 0)
+
+
+@pytest.mark.parametrize("md5", [True, False])
+def test_key_ranges_cover_every_key_exactly_once(md5: bool) -> None:
+    store = MemoryStore()
+    names = ["0", "00", "0f", "1", "ff", "fff", "a b", "A", "~", "é", "%2F", " ", "!", "zz", "8", "80"]
+    for name in names:
+        store.put("p/t/" + name, b"x", {})
+    ranges = key_ranges("p/t/", md5_names=md5)
+    seen = [entry.key for r in ranges for entry in r.list_versions(store)]
+    assert sorted(seen) == sorted("p/t/" + name for name in names)
+    shares = [[e.key for r in segment_ranges(ranges, s, 3) for e in r.list_versions(store)] for s in range(3)]
+    assert sorted(key for share in shares for key in share) == sorted(seen)
+
+
+def test_resuming_a_range_after_a_key_skips_what_is_done() -> None:
+    store = MemoryStore()
+    for name in ["a1", "a2", "a3"]:
+        store.put("t/" + name, b"x", {})
+    (whole,) = [r for r in key_ranges("t/", md5_names=False) if r.contains("t/a1")]
+    assert [e.key for e in whole.list_versions(store, after="t/a1")] == ["t/a2", "t/a3"]
