@@ -118,3 +118,32 @@ def test_resuming_a_range_after_a_key_skips_what_is_done() -> None:
         store.put("t/" + name, b"x", {})
     (whole,) = [r for r in key_ranges("t/", md5_names=False) if r.contains("t/a1")]
     assert [e.key for e in whole.list_versions(store, after="t/a1")] == ["t/a2", "t/a3"]
+
+
+def test_iter_states_lists_ranges_in_parallel_and_marks_each_finished() -> None:
+    from ddb_backup.restore.plan import PointInTime
+    from ddb_backup.restore.state import iter_states, read_image
+
+    store = MemoryStore(clock=lambda: datetime.fromtimestamp(100, tz=UTC))
+    for name in ["a", "b", "c", "d"]:
+        store.put("t/" + name, b'{"id":{"S":"' + name.encode() + b'"}}', {})
+    ranges = key_ranges("t/", md5_names=False)
+    seen = list(iter_states(store, ranges, PointInTime(at=1000), workers=4))
+    states = [state for _, state in seen if state is not None]
+    assert sorted(s.object_key for s in states) == ["t/a", "t/b", "t/c", "t/d"]
+    assert sum(1 for _, state in seen if state is None) == len(ranges)
+    assert read_image(store, states[0]) == {"id": {"S": states[0].object_key[-1]}}
+
+
+def test_iter_states_reraises_a_listing_failure() -> None:
+    from ddb_backup.restore.plan import PointInTime
+    from ddb_backup.restore.state import iter_states
+    from ddb_backup.store import StoreError
+
+    class Broken(MemoryStore):
+        def list_versions(self, prefix: str, *, key_marker: str | None = None):  # type: ignore[no-untyped-def]
+            raise StoreError("injected listing failure")
+            yield
+
+    with pytest.raises(StoreError, match="injected"):
+        list(iter_states(Broken(), key_ranges("t/", md5_names=False), PointInTime(at=1000)))
