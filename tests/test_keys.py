@@ -154,3 +154,16 @@ def test_canonical_key_is_idempotent(key: dict) -> None:
     once = k.canonical_key(key)
     assert k.canonical_key(once) == once
     assert k.md5_object_name(once) == k.md5_object_name(key)
+
+
+def test_an_item_is_found_under_either_naming() -> None:
+    from ddb_backup.locate import candidate_object_keys, find_object_key
+    from ddb_backup.store.memory import MemoryStore
+
+    store = MemoryStore()
+    key = {"pk": {"S": "a"}, "sk": {"N": "1.0"}}
+    store.put("p/t/a | 1", b"{}", {})
+    candidates = candidate_object_keys("p", "t", key, schema=SCHEMA)
+    assert candidates == ["p/t/" + k.md5_object_name(key), "p/t/a | 1"]
+    assert find_object_key(store, candidates) == "p/t/a | 1"
+    assert find_object_key(store, candidate_object_keys("p", "t", {"pk": {"S": "zz"}})) is None

@@ -53,6 +53,7 @@ def iter_states(
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="list")
     futures = [pool.submit(work, key_range) for key_range in ranges]
+
     def finish() -> None:
         pool.shutdown(wait=True)
         put(_DONE)
