@@ -14,6 +14,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from ddb_backup import __version__
 from ddb_backup.cli.demo import demo
 from ddb_backup.cli.full_backup import full_backup
+from ddb_backup.cli.run import run
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
@@ -49,6 +50,7 @@ def cli() -> None:
 
 cli.add_command(demo)
 cli.add_command(full_backup)
+cli.add_command(run)
 
 
 def main() -> None:
