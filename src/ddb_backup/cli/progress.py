@@ -48,14 +48,14 @@ def _rich_bar(label: str, out: TextIO) -> Iterator[Update]:
 
 @contextmanager
 def _plain_lines(label: str, out: TextIO) -> Iterator[Update]:
-    shown_at = 0.0
+    shown_at: float | None = None
     pending = ""
 
     def update(done: int, total: int | None, detail: str = "") -> None:
         nonlocal shown_at, pending
         pending = f"{label}: {done}" + (f"/{total}" if total else "") + (f" {detail}" if detail else "")
         now = time.monotonic()
-        if now - shown_at >= PLAIN_EVERY_SECONDS:
+        if shown_at is None or now - shown_at >= PLAIN_EVERY_SECONDS:
             click.echo(pending, file=out)
             shown_at, pending = now, ""
 
