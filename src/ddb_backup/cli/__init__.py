@@ -13,6 +13,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import __version__
 from ddb_backup.cli.demo import demo
+from ddb_backup.cli.full_backup import full_backup
+from ddb_backup.cli.run import run
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
@@ -47,6 +49,8 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(full_backup)
+cli.add_command(run)
 
 
 def main() -> None:
