@@ -158,9 +158,9 @@ class PartWriter:
         self._hashing = _Hashing(self._raw)
         self._stream: Any
         if compression == "gzip":
-            self._stream = gzip.GzipFile(fileobj=self._hashing, mode="wb", mtime=0)  # type: ignore[arg-type]
+            self._stream = gzip.GzipFile(fileobj=self._hashing, mode="wb", mtime=0)
         elif compression == "zstd":
-            self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)
+            self._stream = zstandard.ZstdCompressor().stream_writer(self._hashing, closefd=False)  # type: ignore[arg-type]
         else:
             self._stream = self._hashing
         self.items = 0
