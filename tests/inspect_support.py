@@ -47,3 +47,13 @@ def versioned_bucket(name: str = BUCKET) -> Any:
     s3.create_bucket(Bucket=name)
     s3.put_bucket_versioning(Bucket=name, VersioningConfiguration={"Status": "Enabled"})
     return s3
+
+
+def create_table(ddb: Any, name: str = "orders", *, range_key: str | None = None) -> None:
+    """A table keyed by ``pk`` (S) and optionally a numeric range key."""
+    schema = [{"AttributeName": "pk", "KeyType": "HASH"}]
+    definitions = [{"AttributeName": "pk", "AttributeType": "S"}]
+    if range_key is not None:
+        schema.append({"AttributeName": range_key, "KeyType": "RANGE"})
+        definitions.append({"AttributeName": range_key, "AttributeType": "N"})
+    ddb.create_table(TableName=name, KeySchema=schema, AttributeDefinitions=definitions, BillingMode="PAY_PER_REQUEST")

@@ -5,17 +5,19 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import boto3
 import pytest
 from click.testing import CliRunner
 from moto import mock_aws
 
 from builders import put, record, remove
 from ddb_backup import keys as k
+from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.cli import cli
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.history import item_history, locate_item, parse_key
 from ddb_backup.store.s3 import S3Store
-from inspect_support import BUCKET, Clock, backed_up, memory_store, versioned_bucket
+from inspect_support import BUCKET, Clock, backed_up, create_table, memory_store, versioned_bucket
 
 A = {"pk": {"S": "a"}}
 T0 = 1_764_000_000.0
@@ -79,29 +81,14 @@ def test_a_key_is_typed_or_plain_json_and_an_unknown_item_says_where_it_looked()
 
 
 @mock_aws
-def test_history_command_on_s3_with_plain_text_names_and_tenants(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_history_command_on_s3_with_plain_text_names_and_tenants() -> None:
     # GIVEN a live table (its key schema) and a multi-tenant, plain-text backup on S3
-    import boto3
-
     s3 = versioned_bucket()
-    ddb = boto3.client("dynamodb", region_name="us-east-1")
-    ddb.create_table(
-        TableName="orders",
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    create_table(boto3.client("dynamodb", region_name="us-east-1"), range_key="sk")
     key = {"pk": {"S": "a/b"}, "sk": {"N": "1"}}
-    store = S3Store(s3, BUCKET)
     image = {**key, "t": {"S": "acme"}}
-    from ddb_backup.capture import Capture, CaptureSettings
-
-    capture = Capture(
-        store, CaptureSettings(prefix="p", plain_text=True, tenant_column="t"), lambda _: k.KeySchema("pk", "sk")
-    )
+    settings = CaptureSettings(prefix="p", plain_text=True, tenant_column="t")
+    capture = Capture(S3Store(s3, BUCKET), settings, lambda _: k.KeySchema("pk", "sk"))
     capture.process([record("INSERT", key, new=image, at=T0, seq=7)])
     capture.process([record("MODIFY", key, new={**image, "v": {"N": "2"}}, old=image, at=T0 + 1, seq=8)])
     # WHEN history is asked for, with --json and without
