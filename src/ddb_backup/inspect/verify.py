@@ -184,8 +184,16 @@ def scan_segment(
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def scan_table(dynamodb: Any, options: VerifyOptions, side: TableSide, report: VerifyReport) -> None:
-    limiter = TokenBucket(options.read_rate) if options.read_rate else None
+def scan_table(
+    dynamodb: Any,
+    options: VerifyOptions,
+    side: TableSide,
+    report: VerifyReport,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> None:
+    limiter = TokenBucket(options.read_rate, clock=clock, sleep=sleep) if options.read_rate else None
     total = max(1, options.segments)
     lock = threading.Lock()
 
@@ -325,7 +333,7 @@ def verify_table(
     """Scan the table, walk the backup's state now, and read every difference again after the grace period."""
     report = VerifyReport()
     side = TableSide(options)
-    scan_table(dynamodb, options, side, report)
+    scan_table(dynamodb, options, side, report, clock=clock, sleep=sleep)
     differences = compare_backup(store, options, side, report, clock)
     settle(store, dynamodb, options, differences, report, clock=clock, sleep=sleep)
     return report
