@@ -181,8 +181,9 @@ class PartWriter:
 
 
 def item_line(image: dict[str, Any]) -> bytes:
-    """One line of DynamoDB JSON import: ``{"Item": {...}}``."""
-    return (json.dumps({"Item": image}, ensure_ascii=False, separators=(",", ":")) + "\n").encode("utf-8")
+    """One line of DynamoDB JSON import: ``{"Item": {...}}``. ASCII only: a reader that also breaks lines
+    at U+0085 or U+2028 (Python's ``splitlines`` does) must not split an item."""
+    return (json.dumps({"Item": image}, ensure_ascii=True, separators=(",", ":")) + "\n").encode("ascii")
 
 
 @dataclass
@@ -292,14 +293,16 @@ def export_table(
 
 def read_export(root: Path) -> list[dict[str, Any]]:
     """Every item of a local export (tests, and checking an export by hand)."""
-    items = []
+    items: list[dict[str, Any]] = []
+    if not (root / DATA).is_dir():
+        return items  # nothing was present at T
     for path in sorted((root / DATA).iterdir()):
         raw = path.read_bytes()
         if path.suffix == ".gz":
             raw = gzip.decompress(raw)
         elif path.suffix == ".zst":
             raw = zstandard.ZstdDecompressor().decompressobj().decompress(raw)
-        items += [json.loads(line)["Item"] for line in raw.decode("utf-8").splitlines() if line]
+        items += [json.loads(line)["Item"] for line in raw.decode("utf-8").split("\n") if line]
     return items
 
 
