@@ -17,7 +17,8 @@ from builders import put, remove
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import FullBackup, FullBackupOptions, ImageWriter, ReadRateLimiter, read_time_for
+from ddb_backup.full_backup import FullBackup, FullBackupOptions, ImageWriter, read_time_for
+from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.store import PutResult, StoredObject
 from ddb_backup.store.memory import MemoryStore
 
@@ -207,20 +208,18 @@ def test_a_stream_write_between_the_check_and_the_write_wins(existing: bool) -> 
 def test_the_read_rate_limit_holds_the_long_run_rate_to_the_limit() -> None:
     # GIVEN a limit of 100 read units per second and pages that cost 50 each
     now = [0.0]
-    limiter = ReadRateLimiter(100.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
+    limiter = TokenBucket(100.0, clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))
     # WHEN 20 pages (1,000 units) are read without any time of their own
     for _ in range(20):
-        limiter.acquire()
-        limiter.consume(50.0)
+        limiter.wait()
+        limiter.spend(50.0)
     # THEN the reads took the time the rate allows (the first second's budget is the burst)
     assert now[0] == pytest.approx((1000 - 100 - 50) / 100.0)
 
 
-def test_without_a_read_rate_nothing_waits() -> None:
-    limiter = ReadRateLimiter(None, sleep=lambda s: pytest.fail("slept"))
-    limiter.acquire()
-    limiter.consume(1e9)
-    limiter.acquire()
+def test_without_a_read_rate_there_is_no_limiter() -> None:
+    backup = FullBackup(None, MemoryStore(), "t", k.KeySchema("pk"), FullBackupOptions(read_rate=None))
+    assert backup.limiter is None
 
 
 # -- a live table ---------------------------------------------------------------------------------

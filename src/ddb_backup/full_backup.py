@@ -27,7 +27,9 @@ from botocore.exceptions import ClientError
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
+from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.records import to_lambda_value
+from ddb_backup.scan import scan_pages
 from ddb_backup.settings import require_versioning
 from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
 from ddb_backup.table_schema import save_schema, schema_object_key
@@ -73,55 +75,6 @@ class FullBackupSummary:
 
 
 ProgressCallback = Callable[[FullBackupSummary], None]
-
-
-class ReadRateLimiter:
-    """A token bucket on consumed read capacity, shared by all segments.
-
-    ``acquire`` waits while the bucket is in debt; ``consume`` takes what a page really cost
-    (``ConsumedCapacity``), so the long-run rate stays at ``rate`` whatever the page sizes.
-    """
-
-    def __init__(
-        self,
-        rate: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        if rate is not None and rate <= 0:
-            raise ValueError("the read rate must be positive")
-        self.rate = rate
-        self._clock = clock
-        self._sleep = sleep
-        self._tokens = rate or 0.0
-        self._last = clock()
-        self._lock = threading.Lock()
-        self.waited = 0.0
-
-    def _refill(self) -> None:
-        now = self._clock()
-        assert self.rate is not None
-        self._tokens = min(self.rate, self._tokens + (now - self._last) * self.rate)
-        self._last = now
-
-    def acquire(self) -> None:
-        if self.rate is None:
-            return
-        with self._lock:  # held while sleeping: the others would have to wait anyway
-            self._refill()
-            if self._tokens < 0:
-                pause = -self._tokens / self.rate
-                self.waited += pause
-                self._sleep(pause)
-                self._refill()
-
-    def consume(self, units: float) -> None:
-        if self.rate is None:
-            return
-        with self._lock:
-            self._refill()
-            self._tokens -= units
 
 
 @dataclass(frozen=True)
@@ -224,14 +177,14 @@ class FullBackup:
         options: FullBackupOptions,
         *,
         clock: Callable[[], float] = time.time,
-        limiter: ReadRateLimiter | None = None,
+        limiter: TokenBucket | None = None,
         on_progress: ProgressCallback | None = None,
     ) -> None:
         self.dynamodb = dynamodb
         self.table = table
         self.options = options
         self.clock = clock
-        self.limiter = limiter or ReadRateLimiter(options.read_rate)
+        self.limiter = limiter or (TokenBucket(options.read_rate) if options.read_rate else None)
         self.on_progress = on_progress
         namer = k.ItemNamer(options.prefix, table, options.plain_text, key_schema if options.plain_text else None)
         self.writer = ImageWriter(store, namer, key_schema, options.tenant_column)
@@ -258,28 +211,23 @@ class FullBackup:
         return self.summary
 
     def _scan_segment(self, segment: int, writes: ThreadPoolExecutor) -> None:
-        args: dict[str, Any] = {
-            "TableName": self.table,
-            "ConsistentRead": True,
-            "ReturnConsumedCapacity": "TOTAL",
-            "Segment": segment,
-            "TotalSegments": self.options.segments,
-        }
-        if self.options.page_size:
-            args["Limit"] = self.options.page_size
-        while not self._stop.is_set():
-            self.limiter.acquire()
-            read_time = read_time_for(self.clock(), self.options.clock_margin)
-            page = self.dynamodb.scan(**args)
-            units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0.0))
-            self.limiter.consume(units)
-            for item in page.get("Items", []):
+        pages = scan_pages(
+            self.dynamodb,
+            self.table,
+            segment=segment,
+            total_segments=self.options.segments,
+            limiter=self.limiter,
+            page_size=self.options.page_size,
+            clock=self.clock,
+        )
+        for page in pages:
+            read_time = read_time_for(page.started, self.options.clock_margin)
+            for item in page.items:
                 self._in_flight.acquire()
                 writes.submit(self._write, item, read_time).add_done_callback(self._released)
-            self._count(scanned=len(page.get("Items", [])), units=units)
-            if "LastEvaluatedKey" not in page:
+            self._count(scanned=len(page.items), units=page.units)
+            if self._stop.is_set():
                 return
-            args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
     def _released(self, _: Future[None]) -> None:
         self._in_flight.release()

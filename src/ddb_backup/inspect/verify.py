@@ -27,11 +27,12 @@ from typing import Any
 from ddb_backup import keys as k
 from ddb_backup.inspect.history import object_versions
 from ddb_backup.inspect.images import image_digest, item_key, map_bounded, to_json_image
-from ddb_backup.inspect.ratelimit import TokenBucket
+from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.plan import PointInTime, metadata_reader, plan_range, table_ranges
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.state import map_ranges
 from ddb_backup.restore.timeline import ItemState, state_at
+from ddb_backup.scan import scan_pages
 from ddb_backup.store import NoSuchVersion, ObjectStore
 from ddb_backup.version_meta import VersionMeta
 
@@ -159,29 +160,13 @@ class TableEntry:
 def scan_segment(
     dynamodb: Any, table: str, segment: int, total: int, limiter: TokenBucket | None, paid: Callable[[float], None]
 ) -> Iterator[dict[str, Any]]:
-    """One segment of a consistent parallel Scan, each page paid for in the token bucket."""
-    args: dict[str, Any] = {
-        "TableName": table,
-        "Segment": segment,
-        "TotalSegments": total,
-        "ConsistentRead": True,
-        "ReturnConsumedCapacity": "TOTAL",
-    }
-    if limiter is not None:
-        args["Limit"] = max(1, int(limiter.rate))  # pages of about a second's worth of small items
-    while True:
-        if limiter is not None:
-            limiter.wait()
-        page = dynamodb.scan(**args)
-        items = page.get("Items", [])
-        units = float(page.get("ConsumedCapacity", {}).get("CapacityUnits", 0) or len(items) or 1)
-        paid(units)
-        if limiter is not None:
-            limiter.spend(units)
-        yield from items
-        if "LastEvaluatedKey" not in page:
-            return
-        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
+    """One segment's items; what each page cost is added up through ``paid``."""
+    page_size = max(1, int(limiter.rate)) if limiter is not None else None  # about a second's worth per page
+    for page in scan_pages(
+        dynamodb, table, segment=segment, total_segments=total, limiter=limiter, page_size=page_size
+    ):
+        paid(page.units or len(page.items) or 1)
+        yield from page.items
 
 
 def scan_table(

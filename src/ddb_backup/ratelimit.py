@@ -1,4 +1,4 @@
-"""A token bucket for read capacity: callers wait while the bucket is in debt, then spend what a
+"""A token bucket for read or write capacity: callers wait while the bucket is in debt, then spend what a
 request actually consumed (DynamoDB reports it only afterwards, so one request may overdraw)."""
 
 from __future__ import annotations
