@@ -99,7 +99,9 @@ def canonical_key(key: Mapping[str, Any]) -> TypedItem:
     canonical = {name: dict([canonical_scalar(value)]) for name, value in key.items()}
     for name, value in canonical.items():
         if next(iter(value.values())) == "":
-            raise InvalidKeyError(f"key attribute {name!r} is empty, which DynamoDB never allows in a key: {key!r:.200}")
+            raise InvalidKeyError(
+                f"key attribute {name!r} is empty, which DynamoDB never allows in a key: {key!r:.200}"
+            )
     return canonical
 
 
