@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean package template-lint cfn-lint checkov
+.PHONY: install demo test lint typecheck unit bench soak clean package template-lint cfn-lint checkov
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -28,6 +28,10 @@ unit: $(STAMP)
 	$(BIN)/pytest -n 2 -p no:cacheprovider
 
 test: lint typecheck template-lint unit
+
+# 50,000 records through capture under 10% injected S3 faults; prints memory per window.
+soak: $(STAMP)
+	$(BIN)/python -m ddb_backup.soak --records 50000
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
