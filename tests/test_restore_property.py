@@ -29,6 +29,7 @@ from ddb_backup.aws import make_client
 from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.errors import BackupError
 from ddb_backup.restore.execute import RestoreOptions, restore
+from ddb_backup.restore.plan import MD5
 from ddb_backup.settings import Settings
 from ddb_backup.store import PutResult, StoreError
 from ddb_backup.store.memory import MemoryStore
@@ -211,7 +212,14 @@ def source_table(dynamodb: Any) -> None:
 
 def restore_at(store: MemoryStore, dynamodb: Any, at: float, target: str, folder: Path, crash_at: int | None) -> None:
     options = RestoreOptions(
-        bucket="bk", source=TABLE, target=target, at=at, workers=3, checkpoint=folder / f"{target}.json", batch_size=1
+        bucket="bk",
+        source=TABLE,
+        target=target,
+        at=at,
+        workers=3,
+        checkpoint=folder / f"{target}.json",
+        batch_size=1,
+        scheme=None if crash_at is None else MD5,  # many ranges: a crash leaves some finished, some not
     )
     dynamodb.crash_at, dynamodb.calls = crash_at, 0
     try:

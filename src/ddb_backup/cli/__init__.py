@@ -13,6 +13,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import __version__
 from ddb_backup.cli.demo import demo
+from ddb_backup.cli.restore import restore_command
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
@@ -47,6 +48,7 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(restore_command, name="restore")
 
 
 def main() -> None:

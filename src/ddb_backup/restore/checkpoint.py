@@ -64,7 +64,7 @@ def default_path(target: str, segment: int = 0, total_segments: int = 1) -> Path
 class Checkpoint:
     path: Path
     query: Query
-    md5_names: bool | None = None  # how the table's ranges were cut (kept so a resume cuts them the same)
+    scheme: str | None = None  # how the table's ranges were cut (kept so a resume cuts them the same)
     finished: set[int] = field(default_factory=set)
     phase: str = PHASE_WRITE
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
@@ -85,9 +85,9 @@ class Checkpoint:
             )
 
     @classmethod
-    def start(cls, path: Path, query: Query, md5_names: bool | None) -> Checkpoint:
+    def start(cls, path: Path, query: Query, scheme: str | None) -> Checkpoint:
         cls.refuse_existing(path)
-        checkpoint = cls(path, query, md5_names)
+        checkpoint = cls(path, query, scheme)
         checkpoint.present_path.unlink(missing_ok=True)
         checkpoint.save()
         return checkpoint
@@ -107,7 +107,7 @@ class Checkpoint:
                 f"the checkpoint {path} is for another restore: " + "; ".join(differences),
                 "run the same command as before, or use --checkpoint PATH for a new restore",
             )
-        checkpoint = cls(path, saved, data.get("md5_names"), set(data["finished"]), data.get("phase", PHASE_WRITE))
+        checkpoint = cls(path, saved, data.get("scheme"), set(data["finished"]), data.get("phase", PHASE_WRITE))
         checkpoint.drop_torn_digest()
         return checkpoint
 
@@ -133,7 +133,7 @@ class Checkpoint:
         data: dict[str, Any] = {
             "format": CHECKPOINT_FORMAT,
             "query": asdict(self.query),
-            "md5_names": self.md5_names,
+            "scheme": self.scheme,
             "finished": sorted(self.finished),
             "phase": self.phase,
         }

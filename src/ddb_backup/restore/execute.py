@@ -24,8 +24,8 @@ from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.locate import candidate_object_keys, find_object_key
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
-from ddb_backup.restore.plan import PointInTime, uses_md5_names
-from ddb_backup.restore.ranges import KeyRange, key_ranges, segment_ranges
+from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
+from ddb_backup.restore.ranges import KeyRange, segment_ranges
 from ddb_backup.restore.state import iter_states
 from ddb_backup.restore.target import Target, describe, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
@@ -64,6 +64,7 @@ class RestoreOptions:
     allow_same_table: bool = False
     max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS
     batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
+    scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
 
     @property
     def tenant_segment(self) -> str | None:
@@ -269,9 +270,9 @@ class _Restore:
             dry_run=options.dry_run,
         )
         self.summary.target_created = target.created
-        ranges, md5_names = self._ranges(target.key_schema, checkpoint)
+        ranges, scheme = self._ranges(target.key_schema, checkpoint)
         if checkpoint is None and not options.dry_run:
-            checkpoint = Checkpoint.start(options.checkpoint_path, options.query(), md5_names)
+            checkpoint = Checkpoint.start(options.checkpoint_path, options.query(), scheme)
         if options.dry_run:
             self._plan_only(ranges, target)
         else:
@@ -284,16 +285,16 @@ class _Restore:
         self._show(force=True)
         return self.summary
 
-    def _ranges(self, schema: k.KeySchema, checkpoint: Checkpoint | None) -> tuple[list[KeyRange], bool | None]:
+    def _ranges(self, schema: k.KeySchema, checkpoint: Checkpoint | None) -> tuple[list[KeyRange], str | None]:
         options = self.options
         if options.keys:
             return self._key_ranges(schema), None
         folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
-        md5_names = checkpoint.md5_names if checkpoint is not None else None
-        if md5_names is None:
-            md5_names = uses_md5_names(self.store, folder)
-        ranges = segment_ranges(key_ranges(folder, md5_names=md5_names), options.segment, options.total_segments)
-        return ranges, md5_names
+        scheme = checkpoint.scheme if checkpoint is not None else options.scheme
+        if scheme is None:
+            scheme = range_scheme(self.store, folder, allow_whole=options.total_segments == 1)
+        ranges = segment_ranges(scheme_ranges(folder, scheme), options.segment, options.total_segments)
+        return ranges, scheme
 
     def _key_ranges(self, schema: k.KeySchema) -> list[KeyRange]:
         """One range per ``--key``: just its object (under whichever naming the bucket uses)."""
