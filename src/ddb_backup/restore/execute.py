@@ -33,7 +33,7 @@ from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESU
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.version_meta import FORMAT, epoch_to_iso
 
-DEFAULT_WORKERS = 32
+DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0
 PROGRESS_EVERY_SECONDS = 0.2
 LEGACY_WARNING = "restored by LastModified (versions written by the original tool)"
@@ -341,7 +341,7 @@ class _Restore:
     # -- writing ----------------------------------------------------------------------------------
 
     def _list_workers(self) -> int:
-        return max(1, min(16, self.options.workers // 2))
+        return self.options.workers  # listing threads also HEAD the versions S3's clock cannot decide
 
     def _writer(self, target: Target) -> BatchWriter:
         return BatchWriter(
