@@ -153,3 +153,34 @@ def test_the_state_carries_the_items_earliest_write_time_for_the_too_early_warni
     versions = [version(1, 100, 99), version(2, 200, 199)]
     assert state_at(versions, 50, Reader({"v1": 99})).earliest == 100
     assert state_at([], 50, Reader({})).earliest is None
+
+
+def test_a_full_backup_image_after_t_does_not_hide_a_lagging_stream_change_before_t() -> None:
+    # GIVEN a scan image read at 1004 and written at 1005, and a stream change of 990 that reached S3
+    # only at 1010 (the function lagged behind the full backup)
+    fb = version(1, 1005, 1004)
+    lagging = version(2, 1010, 990)
+
+    def read(entry: VersionEntry) -> VersionMeta:
+        if entry.version_id == "v1":
+            return VersionMeta("FULL_BACKUP", 1004, writer="full-backup")
+        return VersionMeta("MODIFY", 990, "7")
+
+    # WHEN the state at 1000 is decided THEN the stream change is found behind the later scan image
+    state = state_at([fb, lagging], 1000, read)
+    assert state.version is not None and state.version.version_id == "v2"
+
+
+def test_a_scan_image_applies_only_from_the_end_of_its_read() -> None:
+    # GIVEN a stream change at 995 (written at 996) and a scan image whose page returned at 1000.4
+    stream = version(1, 996, 995)
+    scan = version(2, 1000.5, 1000.4)
+
+    def read(entry: VersionEntry) -> VersionMeta:
+        if entry.version_id == "v2":
+            return VersionMeta("FULL_BACKUP", 1000.4, writer="full-backup")
+        return VersionMeta("INSERT", 995, "5")
+
+    # THEN before the read ended the stream's image holds, from then on the scan's
+    assert state_at([stream, scan], 1000.2, read).version.version_id == "v1"  # type: ignore[union-attr]
+    assert state_at([stream, scan], 1000.4, read).version.version_id == "v2"  # type: ignore[union-attr]

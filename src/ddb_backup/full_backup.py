@@ -110,15 +110,21 @@ class ImageWriter:
         tenant = k.tenant_segment(item.get(self.tenant_column)) if self.tenant_column else None
         return self.namer.object_key(key, tenant), key
 
-    def write(self, boto_item: Mapping[str, Any], read_time: float) -> bool:
-        """True when written, False when the bucket already holds a change at or after ``read_time``."""
+    def write(self, boto_item: Mapping[str, Any], read_time: float, image_time: float | None = None) -> bool:
+        """True when written, False when the bucket already holds a change at or after ``read_time``.
+
+        ``image_time`` (the moment the Scan page came back, by when the item had surely been read) is the
+        version's ``event-time``: a restore uses the image from then on (docs/format.md, rule 4).
+        """
         item = {name: to_lambda_value(value) for name, value in boto_item.items()}
         object_key, key = self.object_key(item)
-        meta = vm.VersionMeta(vm.FULL_BACKUP, read_time, key=key, writer=vm.WRITER_FULL_BACKUP)
+        threshold = vm.VersionMeta(vm.FULL_BACKUP, read_time).order
+        when = read_time if image_time is None else max(read_time, image_time)
+        meta = vm.VersionMeta(vm.FULL_BACKUP, when, key=key, writer=vm.WRITER_FULL_BACKUP)
         body, metadata = item_body(item), meta.to_s3()
         for _ in range(WRITE_ATTEMPTS):
             current = self.current(object_key)
-            if current.order is not None and current.order >= meta.order:
+            if current.order is not None and current.order >= threshold:
                 return False
             try:
                 if current.etag is None:
@@ -224,7 +230,7 @@ class FullBackup:
             read_time = read_time_for(page.started, self.options.clock_margin)
             for item in page.items:
                 self._in_flight.acquire()
-                writes.submit(self._write, item, read_time).add_done_callback(self._released)
+                writes.submit(self._write, item, read_time, page.ended).add_done_callback(self._released)
             self._count(scanned=len(page.items), units=page.units)
             if self._stop.is_set():
                 return
@@ -232,9 +238,9 @@ class FullBackup:
     def _released(self, _: Future[None]) -> None:
         self._in_flight.release()
 
-    def _write(self, item: Mapping[str, Any], read_time: float) -> None:
+    def _write(self, item: Mapping[str, Any], read_time: float, image_time: float) -> None:
         try:
-            written = self.writer.write(item, read_time)
+            written = self.writer.write(item, read_time, image_time)
         except (StoreError, k.InvalidKeyError) as err:
             log.error("full backup of an item failed: %s", err)
             with self._lock:

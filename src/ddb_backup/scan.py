@@ -15,6 +15,7 @@ class ScanPage:
     items: list[dict[str, Any]]
     units: float  # read capacity the page consumed
     started: float  # the clock just before the request: no item on the page was read earlier
+    ended: float  # the clock once the answer arrived: every item on the page was read by then
 
 
 def scan_pages(
@@ -42,11 +43,12 @@ def scan_pages(
             limiter.wait()
         started = clock()
         page = dynamodb.scan(**args)
+        ended = clock()
         items = page.get("Items", [])
         units = float((page.get("ConsumedCapacity") or {}).get("CapacityUnits", 0) or 0)
         if limiter is not None:
             limiter.spend(units)
-        yield ScanPage(items, units, started)
+        yield ScanPage(items, units, started, ended)
         if "LastEvaluatedKey" not in page:
             return
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]

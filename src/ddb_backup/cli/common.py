@@ -11,6 +11,7 @@ import boto3
 import click
 
 from ddb_backup.aws import make_client
+from ddb_backup.store.retry import RetryingStore
 from ddb_backup.store.s3 import S3Store
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -28,8 +29,9 @@ class Aws:
         session = boto3.session.Session(profile_name=self.profile) if self.profile else None
         return make_client(service, endpoint_url=self.endpoint_url, region=self.region, session=session, **options)
 
-    def store(self, bucket: str, **options: Any) -> S3Store:
-        return S3Store(self.client("s3", **options), bucket)
+    def store(self, bucket: str, **options: Any) -> RetryingStore:
+        """The bucket, its reads retried past botocore's own retries (``store.retry``)."""
+        return RetryingStore(S3Store(self.client("s3", **options), bucket))
 
 
 def aws_options(command: F) -> F:

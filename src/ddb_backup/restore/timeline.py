@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from ddb_backup.store import VersionEntry
-from ddb_backup.version_meta import VersionMeta
+from ddb_backup.version_meta import FULL_BACKUP, VersionMeta
 
 STREAM_RETENTION = 24 * 3600.0
 DEFAULT_MARGIN = 3600.0
@@ -77,14 +77,19 @@ def state_at(
 
 
 def _uncertain(entry: VersionEntry, walk: _Walk, read_meta: ReadMeta) -> bool:
-    """Decide a version written too close to T to tell from its write time; False: it is after T."""
+    """Decide a version written too close to T to tell from its write time; False: it and every later
+    stream version are after T.
+
+    A full backup's image after T does not end the walk: the stream writer may lag behind a scan, so
+    a stream change made before T can reach S3 after a scan image read after T.
+    """
     meta = None
     if not entry.is_delete_marker:
         meta = read_meta(entry)
         walk.reads += 1
     when = entry.last_modified.timestamp() if meta is None else meta.event_time
     if when > walk.at:
-        return False
+        return meta is not None and meta.event_name == FULL_BACKUP
     walk.take(entry, legacy=meta is None)
     return True
 

@@ -1,0 +1,116 @@
+"""Retries of the object store's reads, as a wrapper (not sprinkled through the readers).
+
+botocore already retries each request; this covers what is left when those retries are spent
+(a long SlowDown, a dropped connection): reads are idempotent, so readers such as restore,
+export and verify try again with exponential backoff and full jitter. Writes pass through once:
+capture's writes are retried by Lambda's own redelivery, in order.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable, Iterator, Mapping
+from typing import TypeVar
+
+from ddb_backup.store.base import (
+    NoSuchVersion,
+    ObjectStore,
+    PreconditionFailed,
+    PutResult,
+    StoredObject,
+    StoreError,
+    VersionEntry,
+)
+
+T = TypeVar("T")
+DEFAULT_ATTEMPTS = 6
+BASE_DELAY = 0.05
+MAX_DELAY = 5.0
+
+
+class RetryingStore:
+    """``inner`` with every read retried up to ``attempts`` times on a transient ``StoreError``."""
+
+    def __init__(
+        self,
+        inner: ObjectStore,
+        *,
+        attempts: int = DEFAULT_ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.inner = inner
+        self.attempts = attempts
+        self._sleep = sleep
+        self._random = rng or random.Random()
+        self.retries = 0
+
+    def _retry(self, call: Callable[[], T]) -> T:
+        for attempt in range(1, self.attempts + 1):
+            try:
+                return call()
+            except (NoSuchVersion, PreconditionFailed):
+                raise  # answers, not faults
+            except StoreError:
+                if attempt == self.attempts:
+                    raise
+                self.retries += 1
+                self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**attempt)))
+        raise AssertionError("unreachable")
+
+    def put(
+        self,
+        key: str,
+        body: bytes,
+        metadata: Mapping[str, str],
+        *,
+        content_type: str = "application/json",
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> PutResult:
+        return self.inner.put(
+            key, body, metadata, content_type=content_type, if_match=if_match, if_none_match=if_none_match
+        )
+
+    def delete(self, key: str) -> str | None:
+        return self.inner.delete(key)
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        return self._retry(lambda: self.inner.get(key, version_id))
+
+    def head(self, key: str, version_id: str | None = None) -> StoredObject:
+        return self._retry(lambda: self.inner.head(key, version_id))
+
+    def versioning_enabled(self) -> bool:
+        return self._retry(self.inner.versioning_enabled)
+
+    def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        """A listing that survives a failed page: it starts again after the last key it finished and
+        skips the versions of the current key it already gave."""
+        finished = key_marker  # the last key all of whose versions were yielded
+        current: str | None = None
+        given = 0  # versions of ``current`` already yielded
+        failures = 0
+        while True:
+            try:
+                skip = given
+                for entry in self.inner.list_versions(prefix, key_marker=finished):
+                    if entry.key != current:
+                        finished = current if current is not None else finished
+                        current, given, skip = entry.key, 0, 0
+                    if skip:
+                        skip -= 1
+                        continue
+                    given += 1
+                    failures = 0
+                    yield entry
+                return
+            except (NoSuchVersion, PreconditionFailed):
+                raise
+            except StoreError:
+                failures += 1
+                if failures >= self.attempts:
+                    raise
+                self.retries += 1
+                self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**failures)))
