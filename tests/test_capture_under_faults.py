@@ -6,6 +6,7 @@ every item's versions and compares them with the item's changes.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -17,7 +18,7 @@ from ddb_backup import keys as k
 from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.faults import FaultyStore
 from ddb_backup.lambda_sim import CaptureFunction, ShardDelivery
-from ddb_backup.soak import TABLE, Workload, check_versions, quiet_capture_logs, run_soak
+from ddb_backup.soak import START_TIME, TABLE, Workload, check_versions, quiet_capture_logs, run_soak
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
 
@@ -123,3 +124,49 @@ def test_the_handler_on_s3_converges_under_faults_too(monkeypatch: pytest.Monkey
         # THEN the bucket holds every change in order
         assert check_versions(S3Store(s3, "backups"), window, NAMER) == []
     assert delivery.stats.retries > 0 and sum(store.injected for store in stores) > 10
+
+
+def model_state_at(window: Any, at: float) -> dict[str, dict[str, Any]]:
+    """The model's table at ``at``: per item, the newest change with event time <= at."""
+    state = {}
+    for identity, changes in window.changes.items():
+        before = [change for change in changes if change.event_time <= at]
+        if before and before[-1].image is not None:
+            state[identity] = before[-1].image
+    return state
+
+
+def test_restore_under_s3_faults_and_thirty_percent_throttling_equals_the_model(tmp_path: Any) -> None:
+    from ddb_backup.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
+    from ddb_backup.restore.execute import RestoreOptions, restore
+    from ddb_backup.store.retry import RetryingStore
+    from fake_dynamodb import FakeDynamoDB
+
+    # GIVEN 1,500 changes to 150 items captured under 10% S3 faults with Lambda's retries
+    window = Workload(items=150, seed=4).window(1500)
+    written_at = datetime.fromtimestamp(START_TIME + 600, tz=UTC)  # S3's clock: 10 minutes after the changes
+    inner = MemoryStore(clock=lambda: written_at)
+    deliver(FaultyStore.with_fault_rate(inner, 0.10, seed=4), window.records, cold_start_rate=0.3, seed=4)
+    fake = FakeDynamoDB()
+    fake.create_table(
+        TableName=TABLE,
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": "pk", "AttributeType": "S"},
+            {"AttributeName": "sk", "AttributeType": "N"},
+        ],
+        BillingMode="PAY_PER_REQUEST",
+    )
+    # WHEN restores to several moments read through 10% S3 faults and write through 30% throttling
+    times = sorted({change.event_time for changes in window.changes.values() for change in changes})
+    reads = RetryingStore(FaultyStore.with_fault_rate(inner, 0.10, seed=5), sleep=lambda _: None, attempts=12)
+    writes = FaultyDynamoDB(fake, throttle_rate=0.15, unprocessed_rate=0.15, seed=5)
+    for number, at in enumerate([times[0] - 1, times[len(times) // 3], times[len(times) // 2] + 0.5, times[-1]]):
+        target = f"restored-{number}"
+        options = RestoreOptions(bucket="b", source=TABLE, target=target, at=at, checkpoint=tmp_path / f"{number}.json")
+        restore(options, reads, writes, now=lambda: times[-1] + 60)
+        # THEN each equals the model's table at that moment
+        restored = {k.key_json({"pk": item["pk"], "sk": item["sk"]}): item for item in fake.dump(target).values()}
+        expected = {k.key_json(window.keys[identity]): image for identity, image in model_state_at(window, at).items()}
+        assert restored == expected, f"restore at {at}"
+    assert writes.dice.counts[THROTTLE] > 0 and writes.dice.counts[UNPROCESSED] > 0

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import random
-import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,7 @@ from ddb_backup.cli import cli
 from ddb_backup.demo import create_bucket, create_table, read_stream
 from ddb_backup.emulator import reset
 from ddb_backup.errors import BackupError
+from ddb_backup.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import TEXT
 from ddb_backup.store.s3 import S3Store
@@ -187,36 +186,6 @@ def test_a_crash_mid_restore_then_resume_gives_the_same_table(
     assert not checkpoint.exists()
 
 
-class Throttling:
-    """Stands in for ``ddb_backup.faults.FaultyDynamoDB`` (another branch) until it is on main: throttles
-    some BatchWriteItem calls and leaves part of others unprocessed, as AWS does (moto never does)."""
-
-    def __init__(self, client: Any, seed: int) -> None:
-        self.client, self.rng, self.lock = client, random.Random(seed), threading.Lock()
-        self.throttled = self.unprocessed = 0
-
-    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> Any:
-        ((table, requests),) = RequestItems.items()
-        with self.lock:
-            dice = self.rng.random()
-            keep = self.rng.randint(0, len(requests) - 1) if len(requests) > 1 else 0
-        if dice < 0.2:
-            with self.lock:
-                self.throttled += 1
-            raise ClientError(
-                {"Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throttled"}}, "BatchWriteItem"
-            )
-        if dice < 0.4 and keep:
-            self.client.batch_write_item(RequestItems={table: requests[:keep]})
-            with self.lock:
-                self.unprocessed += len(requests) - keep
-            return {"UnprocessedItems": {table: requests[keep:]}}
-        return self.client.batch_write_item(RequestItems=RequestItems)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
-
-
 def test_throttling_and_unprocessed_items_lose_nothing(
     moto: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
@@ -224,7 +193,7 @@ def test_throttling_and_unprocessed_items_lose_nothing(
     ddb, s3 = make_client("dynamodb"), make_client("s3")
     store = backed_up_items(s3, 150, time.time() - 100)
     source_table(ddb)
-    throttling = Throttling(ddb, seed=7)
+    throttling = FaultyDynamoDB(ddb, throttle_rate=0.15, unprocessed_rate=0.15, seed=7)
     options = RestoreOptions(
         bucket="bk-restore",
         source="orders",
@@ -236,6 +205,6 @@ def test_throttling_and_unprocessed_items_lose_nothing(
     # WHEN the restore runs against it
     summary = restore(options, store, throttling)
     # THEN every item present at T is in the table, and the faults did happen and were retried
-    assert throttling.throttled > 0 and throttling.unprocessed > 0
-    assert summary.throttled == throttling.throttled and summary.retries > 0
+    assert throttling.dice.counts[THROTTLE] > 0 and throttling.dice.counts[UNPROCESSED] > 0
+    assert summary.throttled == throttling.dice.counts[THROTTLE] and summary.retries > 0
     assert summary.puts == 135 == len(scan_all(ddb, "restored"))

@@ -19,8 +19,8 @@ from ddb_backup.errors import UserError
 from ddb_backup.restore.checkpoint import Checkpoint
 from ddb_backup.restore.execute import LEGACY_WARNING, RestoreOptions, restore
 from ddb_backup.restore.plan import MD5
-from ddb_backup.restore.target import create_table_args
 from ddb_backup.store.memory import MemoryStore
+from ddb_backup.table_schema import create_table_args
 from fake_dynamodb import FakeDynamoDB
 
 T0 = 1_764_000_000.0

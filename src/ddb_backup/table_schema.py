@@ -101,7 +101,8 @@ def load_schema(store: ObjectStore, prefix: str, table: str) -> dict[str, Any] |
 
 
 def create_table_args(schema: Mapping[str, Any], target_name: str) -> dict[str, Any]:
-    """CreateTable arguments for a table like the saved one, named ``target_name``."""
+    """CreateTable arguments for a table like ``schema`` (a saved schema or a live DescribeTable ``Table``,
+    which have the same shape), named ``target_name``."""
     mode = (schema.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED
     args: dict[str, Any] = {
         "TableName": target_name,
@@ -110,7 +111,7 @@ def create_table_args(schema: Mapping[str, Any], target_name: str) -> dict[str, 
         "BillingMode": mode,
     }
     if mode == PROVISIONED:
-        args["ProvisionedThroughput"] = _throughput(schema.get("ProvisionedThroughput")) or _minimal_throughput()
+        args["ProvisionedThroughput"] = _capacity(schema.get("ProvisionedThroughput"))
     if schema.get("GlobalSecondaryIndexes"):
         args["GlobalSecondaryIndexes"] = [_index_args(index, mode) for index in schema["GlobalSecondaryIndexes"]]
     if schema.get("LocalSecondaryIndexes"):
@@ -127,12 +128,14 @@ def create_table_args(schema: Mapping[str, Any], target_name: str) -> dict[str, 
 def _index_args(index: Mapping[str, Any], mode: str) -> dict[str, Any]:
     args = {name: index[name] for name in ("IndexName", "KeySchema", "Projection")}
     if mode == PROVISIONED:
-        args["ProvisionedThroughput"] = _throughput(index.get("ProvisionedThroughput")) or _minimal_throughput()
+        args["ProvisionedThroughput"] = _capacity(index.get("ProvisionedThroughput"))
     return args
 
 
-def _minimal_throughput() -> dict[str, int]:
-    return {"ReadCapacityUnits": 1, "WriteCapacityUnits": 1}
+def _capacity(value: Mapping[str, Any] | None) -> dict[str, int]:
+    """Capacity for CreateTable: the saved (or live) units, at least 1 each."""
+    value = value or {}
+    return {name: max(1, int(value.get(name) or 1)) for name in ("ReadCapacityUnits", "WriteCapacityUnits")}
 
 
 def time_to_live_args(schema: Mapping[str, Any], target_name: str) -> dict[str, Any] | None:

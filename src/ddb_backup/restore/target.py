@@ -8,7 +8,6 @@ restored table: it would start deleting restored items whose expiry time has pas
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -18,7 +17,8 @@ from botocore.exceptions import ClientError
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.store import NoSuchVersion, ObjectStore
+from ddb_backup.store import ObjectStore
+from ddb_backup.table_schema import create_table_args, load_schema
 
 ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"
@@ -35,17 +35,6 @@ class Target:
     exists: bool = True  # False only in a dry run that would create it
 
 
-def saved_schema(store: ObjectStore, prefix: str, table: str) -> dict[str, Any] | None:
-    """The newest schema saved with the backup, ``[prefix/]~ddb-backup/tables/<table>/schema.json``."""
-    parts = [part for part in prefix.strip("/").split("/") if part] if prefix else []
-    path = "/".join([*parts, "~ddb-backup", "tables", k.escape_segment(table), "schema.json"])
-    try:
-        loaded: dict[str, Any] = json.loads(store.get(path).body)
-    except NoSuchVersion:
-        return None
-    return loaded
-
-
 def describe(client: Any, table: str) -> dict[str, Any] | None:
     """DescribeTable's ``Table``, or None when there is no such table."""
     try:
@@ -57,44 +46,9 @@ def describe(client: Any, table: str) -> dict[str, Any] | None:
     return answer
 
 
-def create_table_args(schema: Mapping[str, Any], target: str) -> dict[str, Any]:
-    """CreateTable arguments for a table like ``schema`` (a saved schema or a DescribeTable ``Table``)."""
-    mode = (schema.get("BillingModeSummary") or {}).get("BillingMode") or PROVISIONED
-    args: dict[str, Any] = {
-        "TableName": target,
-        "KeySchema": [dict(element) for element in schema["KeySchema"]],
-        "AttributeDefinitions": [dict(element) for element in schema["AttributeDefinitions"]],
-        "BillingMode": mode,
-    }
-    if mode == PROVISIONED:
-        args["ProvisionedThroughput"] = _throughput(schema.get("ProvisionedThroughput"))
-    indexes = [_index_args(index, mode) for index in schema.get("GlobalSecondaryIndexes") or []]
-    if indexes:
-        args["GlobalSecondaryIndexes"] = indexes
-    local = [_index_args(index, ON_DEMAND) for index in schema.get("LocalSecondaryIndexes") or []]
-    if local:
-        args["LocalSecondaryIndexes"] = local
-    stream = schema.get("StreamSpecification") or {}
-    if stream.get("StreamEnabled"):
-        args["StreamSpecification"] = {"StreamEnabled": True, "StreamViewType": stream["StreamViewType"]}
-    return args
-
-
-def _index_args(index: Mapping[str, Any], mode: str) -> dict[str, Any]:
-    args = {name: index[name] for name in ("IndexName", "KeySchema", "Projection")}
-    if mode == PROVISIONED:
-        args["ProvisionedThroughput"] = _throughput(index.get("ProvisionedThroughput"))
-    return args
-
-
-def _throughput(value: Mapping[str, Any] | None) -> dict[str, int]:
-    value = value or {}
-    return {name: max(1, int(value.get(name) or 1)) for name in ("ReadCapacityUnits", "WriteCapacityUnits")}
-
-
 def source_schema(store: ObjectStore, client: Any, prefix: str, source: str) -> dict[str, Any] | None:
     """The source table's schema: the one saved with the backup, else the live table's."""
-    return saved_schema(store, prefix, source) or describe(client, source)
+    return load_schema(store, prefix, source) or describe(client, source)
 
 
 def is_empty(client: Any, table: str) -> bool:
