@@ -1,0 +1,55 @@
+"""One memory measurement, run in a fresh interpreter: ``python -m benchmarks.memory_worker MODE ITEMS VERSIONS``.
+
+MODE ``plan`` plans a restore over the synthetic bucket (every key range listed in parallel through
+``iter_states``, every state consumed); ``list`` only builds the bucket and reads its listing (the
+baseline: what the fixture itself costs). Prints one JSON line: peak RSS, versions, states, seconds.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from typing import Any
+
+from benchmarks.synthetic import History, SyntheticStore
+from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.restore.state import iter_states
+
+
+def plan(store: SyntheticStore) -> tuple[int, int]:
+    history = store.history
+    ranges = table_ranges(store, "bench", "orders")
+    states = present = 0
+    for _, state in iter_states(store, ranges, PointInTime(history.at)):
+        if state is not None:
+            states += 1
+            present += state.present
+    return states, present
+
+
+def listing(store: SyntheticStore) -> tuple[int, int]:
+    entries = sum(1 for _ in store.list_versions(store.history.prefix))
+    return entries, 0
+
+
+def main(mode: str, items: int, versions: int) -> dict[str, Any]:
+    store = SyntheticStore(History(items=items, versions=versions))
+    started = time.perf_counter()
+    counted, present = (plan if mode == "plan" else listing)(store)
+    seconds = time.perf_counter() - started
+    peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # kilobytes on Linux
+    return {
+        "mode": mode,
+        "versions": items * versions,
+        "counted": counted,
+        "present": present,
+        "heads": store.heads,
+        "peak_mb": peak_kb / 1024,
+        "seconds": seconds,
+    }
+
+
+if __name__ == "__main__":
+    print(json.dumps(main(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))))
