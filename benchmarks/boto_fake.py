@@ -10,9 +10,11 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+import boto3
 from botocore.awsrequest import AWSResponse
+from botocore.config import Config
 
-from ddb_backup.aws import make_client
+from ddb_backup.aws import client_config
 
 
 class _EmptyBody:
@@ -39,8 +41,18 @@ class SleepingNetwork:
         return AWSResponse(request.url, 200, headers, _EmptyBody())
 
 
-def sleeping_s3_client(latency: float, **client_options: Any) -> Any:
+# Client settings that cut boto3's CPU per request (measured by the benchmarks; not the project's defaults):
+# no local parameter validation, and no CRC32 checksum (nor aws-chunked body) unless an operation needs one.
+LEAN = Config(
+    parameter_validation=False,
+    request_checksum_calculation="when_required",
+    response_checksum_validation="when_required",
+)
+
+
+def sleeping_s3_client(latency: float, *, lean: bool = False) -> Any:
     """An S3 client for us-east-1 whose requests never leave the process (see the module doc)."""
-    client = make_client("s3", region="us-east-1", **client_options)
+    config = client_config().merge(LEAN) if lean else client_config()
+    client = boto3.session.Session().client("s3", region_name="us-east-1", config=config)
     client.meta.events.register("before-send.s3", SleepingNetwork(latency))
     return client
