@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint typecheck unit bench clean
+.PHONY: install demo test lint typecheck unit bench soak clean package template-lint cfn-lint checkov
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/ddb-backup demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -27,10 +27,38 @@ typecheck: $(STAMP)
 unit: $(STAMP)
 	$(BIN)/pytest -n 2 -p no:cacheprovider
 
-test: lint typecheck unit
+test: lint typecheck template-lint unit
+
+# 50,000 records through capture under 10% injected S3 faults; prints memory per window.
+soak: $(STAMP)
+	$(BIN)/python -m ddb_backup.soak --records 50000
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
+
+# Deploy (issue 6): the function's zip for template.yaml, and the template's linters.
+# checkov pins old boto3/networkx/packaging, so it lives in a venv of its own; --skip-download keeps
+# it offline (no guideline or policy download).
+CHECKOV_VERSION := 3.3.30
+CHECKOV_VENV := .venv-checkov
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
+
+package: $(STAMP)
+	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda.zip
+
+$(CHECKOV_STAMP):
+	rm -rf $(CHECKOV_VENV)
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
+	touch $(CHECKOV_STAMP)
+
+cfn-lint: $(STAMP)
+	$(BIN)/cfn-lint template.yaml
+
+checkov: $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation --file template.yaml
+
+template-lint: cfn-lint checkov

@@ -85,6 +85,7 @@ def run_capture(store: ObjectStore, batch: list[dict[str, Any]], workers: int) -
     started = time.perf_counter()
     report = capture.process(batch)
     seconds = time.perf_counter() - started
+    capture.close()
     if report.failures or report.written != len(batch):
         raise AssertionError(f"capture failed: {report.errors[:3]}")
     return Run(len(batch), seconds, counted.flight.most, counted.flight.total)

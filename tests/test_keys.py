@@ -133,6 +133,14 @@ def test_keys_that_cannot_be_named_are_refused_clearly() -> None:
         k.plain_text_object_name({"pk": {"S": "a"}}, SCHEMA)
 
 
+@pytest.mark.parametrize("value", [{"S": ""}, {"B": ""}, {"B": b""}])
+def test_empty_key_values_are_refused_not_named_like_a_folder(value: dict) -> None:
+    # DynamoDB never has empty key values; named as plain text one would be the object "orders/".
+    with pytest.raises(k.InvalidKeyError, match="'pk' is empty"):
+        k.canonical_key({"pk": value})
+    assert k.tenant_segment({"S": ""}) == k.MISSING_TENANT_SEGMENT  # a tenant value may be empty
+
+
 def test_too_long_plain_text_names_fall_back_to_md5() -> None:
     key = {"pk": {"S": "x" * 2000}}
     namer = k.ItemNamer("p", "t", plain_text=True, schema=k.KeySchema("pk"))

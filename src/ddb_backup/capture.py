@@ -189,6 +189,12 @@ class Capture:
         report.failures.sort(key=int)
         return report
 
+    def close(self) -> None:
+        """End the thread pool (the stream runner's shutdown; a simulated container going away)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
+
     def _executor(self) -> ThreadPoolExecutor:
         if self._pool is None:
             self._pool = ThreadPoolExecutor(max_workers=self.settings.workers, thread_name_prefix="capture")

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from aws_lambda_powertools import Logger, Metrics
+from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
 from ddb_backup.aws import make_client
@@ -23,6 +24,8 @@ from ddb_backup.store.s3 import S3Store
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ddb-backup"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DdbBackup"))
+# The library's own loggers (ddb_backup.capture, ...) log as structured JSON too.
+copy_config_to_registered_loggers(source_logger=logger, include={"ddb_backup"})
 
 
 class BadEvent(ValueError):

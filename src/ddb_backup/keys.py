@@ -96,7 +96,13 @@ def canonical_key(key: Mapping[str, Any]) -> TypedItem:
     """The key with canonical values, e.g. ``{"n": {"N": "1.0"}}`` -> ``{"n": {"N": "1"}}``."""
     if not key:
         raise InvalidKeyError("the record has no key attributes (dynamodb.Keys is empty or missing)")
-    return {name: dict([canonical_scalar(value)]) for name, value in key.items()}
+    canonical = {name: dict([canonical_scalar(value)]) for name, value in key.items()}
+    for name, value in canonical.items():
+        if next(iter(value.values())) == "":
+            raise InvalidKeyError(
+                f"key attribute {name!r} is empty, which DynamoDB never allows in a key: {key!r:.200}"
+            )
+    return canonical
 
 
 def key_json(key: Mapping[str, Any]) -> str:

@@ -29,3 +29,14 @@ def parse_time(text: str, *, now: Callable[[], float] = time.time) -> float:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment.timestamp()
+
+
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$")
+
+
+def parse_duration(text: str) -> float:
+    """Seconds for ``60``, ``60s``, ``2m``, ``1h``."""
+    match = _DURATION.match(text.strip())
+    if match is None:
+        raise UserError(f"cannot read the duration {text!r}", "write it like 60s, 5m or 1h")
+    return float(match.group(1)) * _UNITS[match.group(2) or "s"]

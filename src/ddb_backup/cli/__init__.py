@@ -13,6 +13,13 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import __version__
 from ddb_backup.cli.demo import demo
+from ddb_backup.cli.diff import diff
+from ddb_backup.cli.export import export
+from ddb_backup.cli.full_backup import full_backup
+from ddb_backup.cli.history import history
+from ddb_backup.cli.run import run
+from ddb_backup.cli.tables import tables
+from ddb_backup.cli.verify import verify
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
@@ -47,6 +54,13 @@ def cli() -> None:
 
 
 cli.add_command(demo)
+cli.add_command(full_backup)
+cli.add_command(run)
+cli.add_command(history)
+cli.add_command(diff)
+cli.add_command(verify)
+cli.add_command(export)
+cli.add_command(tables)
 
 
 def main() -> None:

@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 import queue
 import threading
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import Any, TypeVar
 
 from ddb_backup.keys import TypedItem
 from ddb_backup.restore.plan import PointInTime, plan_range
@@ -20,6 +20,8 @@ from ddb_backup.store import ObjectStore
 
 DEFAULT_LIST_WORKERS = 8
 _DONE = object()
+S = TypeVar("S")
+T = TypeVar("T")
 
 
 def iter_states(
@@ -33,6 +35,17 @@ def iter_states(
 ) -> Iterator[tuple[KeyRange, ItemState | None]]:
     """Every item's state, ranges listed ``workers`` at a time. Items of one range come in key order;
     after a range's last item, ``(range, None)`` says the range is finished (for checkpoints)."""
+    return map_ranges(ranges, lambda key_range: plan_range(store, key_range, when, wanted=wanted), workers, buffer)
+
+
+def map_ranges(
+    ranges: Sequence[S],
+    work: Callable[[S], Iterable[T]],
+    workers: int = DEFAULT_LIST_WORKERS,
+    buffer: int = 2000,
+) -> Iterator[tuple[S, T | None]]:
+    """``work(range)`` for every range (or scan segment), ``workers`` at a time, results through a
+    bounded queue as they come; ``(range, None)`` after a range's last result. Failures re-raise."""
     results: queue.Queue[Any] = queue.Queue(maxsize=buffer)
     stop = threading.Event()
 
@@ -44,15 +57,15 @@ def iter_states(
             except queue.Full:
                 continue
 
-    def work(key_range: KeyRange) -> None:
-        for state in plan_range(store, key_range, when, wanted=wanted):
+    def run(key_range: S) -> None:
+        for result in work(key_range):
             if stop.is_set():
                 return
-            put((key_range, state))
+            put((key_range, result))
         put((key_range, None))
 
     pool = ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="list")
-    futures = [pool.submit(work, key_range) for key_range in ranges]
+    futures = [pool.submit(run, key_range) for key_range in ranges]
 
     def finish() -> None:
         pool.shutdown(wait=True)
@@ -63,7 +76,7 @@ def iter_states(
         while (item := results.get()) is not _DONE:
             yield item
         for future in futures:
-            future.result()  # re-raise a listing failure
+            future.result()  # re-raise a failure
     finally:
         stop.set()
         pool.shutdown(wait=False, cancel_futures=True)

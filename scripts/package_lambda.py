@@ -1,0 +1,115 @@
+"""Build the Lambda function's zip: the ``ddb_backup`` package plus what the Lambda runtime lacks.
+
+The Python 3.12 Lambda runtime already has boto3 and botocore, so the zip carries only
+``aws-lambda-powertools`` (at the version pinned in pyproject.toml, with its small dependencies),
+resolved for arm64 (``manylinux2014_aarch64``) and binary wheels only, so nothing is compiled for
+this machine by mistake, and the package's own sources. click, rich, zstandard and moto stay out:
+the handler's import path does not use them.
+
+The zip is reproducible: sorted entries, fixed timestamps and modes, so an unchanged build gives
+the same bytes and ``sam deploy`` sees nothing to upload.
+
+Usage: python scripts/package_lambda.py [--out dist/ddb-backup-lambda.zip]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_OUT = ROOT / "dist" / "ddb-backup-lambda.zip"
+PACKAGE = "ddb_backup"
+# What the function needs at run time beyond the Lambda runtime (boto3 and botocore are in it).
+ZIP_REQUIREMENTS = ("aws-lambda-powertools",)
+LAMBDA_PYTHON = "3.12"
+LAMBDA_PLATFORM = "manylinux2014_aarch64"
+FIXED_TIME = (1980, 1, 1, 0, 0, 0)
+SKIPPED_PARTS = {"__pycache__", "bin"}
+NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
+
+
+@dataclass(frozen=True)
+class ZipSummary:
+    path: Path
+    files: int
+    size: int
+    native_files: tuple[str, ...]
+
+
+def pinned(requirement: str, pyproject: Path = ROOT / "pyproject.toml") -> str:
+    """``name==version`` exactly as pinned in pyproject.toml's runtime dependencies."""
+    dependencies = tomllib.loads(pyproject.read_text())["project"]["dependencies"]
+    for line in dependencies:
+        name = re.split(r"[=<>!~\[ ;]", line, maxsplit=1)[0]
+        if name.lower() == requirement.lower():
+            return str(line)
+    raise SystemExit(f"{requirement} is not a runtime dependency in {pyproject}: add it with an exact pin")
+
+
+def install_requirements(target: Path, requirements: list[str]) -> None:
+    """pip install for Lambda's Python on arm64 into ``target`` (wheels only; pip's cache is reused)."""
+    command = [
+        sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
+        "--target", str(target), "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
+        "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *requirements,
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+
+
+def copy_package(source: Path, target: Path) -> None:
+    shutil.copytree(source, target / source.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+
+
+def files_under(root: Path) -> Iterator[Path]:
+    for path in sorted(root.rglob("*")):
+        relative = path.relative_to(root)
+        if path.is_file() and not SKIPPED_PARTS.intersection(relative.parts) and path.suffix != ".pyc":
+            yield relative
+
+
+def write_zip(staging: Path, out: Path) -> ZipSummary:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    names = [path.as_posix() for path in files_under(staging)]
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
+        for name in names:
+            info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
+            info.external_attr = 0o644 << 16
+            info.compress_type = zipfile.ZIP_DEFLATED
+            archive.writestr(info, (staging / name).read_bytes())
+    native = tuple(name for name in names if name.endswith(NATIVE_SUFFIXES))
+    return ZipSummary(out, len(names), out.stat().st_size, native)
+
+
+def build_zip(out: Path = DEFAULT_OUT, *, source: Path = ROOT / "src" / PACKAGE) -> ZipSummary:
+    """Build the function's zip at ``out`` and say what it holds."""
+    with tempfile.TemporaryDirectory(prefix="ddb-backup-lambda-") as tmp:
+        staging = Path(tmp)
+        install_requirements(staging, [pinned(name) for name in ZIP_REQUIREMENTS])
+        copy_package(source, staging)
+        return write_zip(staging, out)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"zip to write (default {DEFAULT_OUT})")
+    args = parser.parse_args(argv)
+    summary = build_zip(args.out.resolve())
+    native = len(summary.native_files)
+    print(f"{summary.path}: {summary.files} files, {summary.size / 1e6:.2f} MB, native files: {native}")
+    if summary.native_files:
+        print("native files (built for arm64):", *summary.native_files, sep="\n  ")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,80 @@
+"""``ddb-backup export``."""
+
+from __future__ import annotations
+
+import click
+
+from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.lookup import describe_table, tenant_segment
+from ddb_backup.cli.output import echo_json, json_option
+from ddb_backup.inspect.export import (
+    COMPRESSIONS,
+    DEFAULT_ITEMS_PER_FILE,
+    ExportManifest,
+    ExportSettings,
+    export_table,
+    import_command,
+    parse_destination,
+)
+from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.timeparse import parse_time
+from ddb_backup.version_meta import epoch_to_iso
+
+UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
+
+
+@click.command()
+@bucket_options
+@click.option("--table", required=True, help="The table's name.")
+@click.option("--at", "at_text", required=True, help="The point in time (ISO 8601, epoch seconds, or -2h).")
+@click.option("--to", "target", required=True, help="s3://BUCKET/PREFIX or a local folder; must hold no export.")
+@click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="gzip", show_default=True)
+@click.option("--items-per-file", type=click.IntRange(min=1), default=DEFAULT_ITEMS_PER_FILE, show_default=True)
+@click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value).")
+@json_option
+@aws_options
+def export(
+    bucket: str,
+    prefix: str,
+    table: str,
+    at_text: str,
+    target: str,
+    compress: str,
+    items_per_file: int,
+    tenant: str | None,
+    as_json: bool,
+    aws: Aws,
+) -> None:
+    """Write the table's state at a time in the DynamoDB JSON format DynamoDB's "Import from S3" reads.
+
+    Files data/NNNNN.json.gz (one {"Item": {...}} per line) and manifest.json (counts, sha256 and
+    md5 per file). Then let AWS do the heavy restore: the command to run is printed at the end.
+
+    \b
+    Example:
+      ddb-backup export --bucket my-backups --table orders --at 2026-11-27T10:00:00Z \\
+        --to s3://my-exports/orders-1000/ --compress zstd
+
+    \b
+    Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error.
+    """
+    at = parse_time(at_text)
+    store = aws.store(bucket)
+    destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
+    manifest = ExportManifest(table, at, compress, source={"bucket": bucket, "prefix": prefix})
+    settings = ExportSettings(compression=compress, items_per_file=items_per_file)
+    ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
+    export_table(store, ranges, PointInTime(at=at), destination, manifest, settings)
+    s3_target = target if target.startswith("s3://") else UPLOAD_PLACEHOLDER
+    command = import_command(s3_target, compress, describe_table(aws, table))
+    if as_json:
+        echo_json({**manifest.as_dict(), "manifest": destination.describe("manifest.json"), "import_command": command})
+        return
+    click.echo(
+        f"exported {manifest.item_count} items of {table} at {epoch_to_iso(at)} in {len(manifest.parts)} files "
+        f"to {destination.describe('')}"
+    )
+    if manifest.legacy_items:
+        click.echo(f"note: {manifest.legacy_items} items were decided by S3 write time (the original tool's versions)")
+    where = "" if target.startswith("s3://") else f" (upload {target} to {UPLOAD_PLACEHOLDER} first)"
+    click.echo(f"import it into a new table{where}:\n  {command}")

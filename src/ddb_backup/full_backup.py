@@ -1,0 +1,303 @@
+"""Full backup: a parallel, consistent Scan of a live table written as ``FULL_BACKUP`` versions.
+
+Every item gets the object name the stream writer gives it (``keys.ItemNamer``) and a version whose
+``event-time`` is when the scan read it (docs/format.md, writing rule 4). A scan image never becomes
+the newest version over a stream change at or after its read time: the current version is looked at
+first and the write is conditional on it (``If-Match`` its ETag, ``If-None-Match`` when there is no
+current object), re-checked after a conflict.
+
+Segments run on threads (Scan ``Segment``/``TotalSegments``); writes go to a bounded pool; a token
+bucket on consumed read capacity keeps the table's read rate under a limit shared by all segments.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from ddb_backup import keys as k
+from ddb_backup import version_meta as vm
+from ddb_backup.errors import UserError
+from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.records import to_lambda_value
+from ddb_backup.scan import scan_pages
+from ddb_backup.settings import require_versioning
+from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
+from ddb_backup.table_schema import save_schema, schema_object_key
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SEGMENTS = 4
+DEFAULT_WORKERS = 32
+# Stream event times are whole seconds rounded down (AWS); a scan's read time is rounded down too and
+# moved back by this margin so that clock error between this machine and DynamoDB cannot make a scan
+# image sort after a stream change that happened after the read.
+DEFAULT_CLOCK_MARGIN = 1.0
+WRITE_ATTEMPTS = 3
+
+Order = tuple[float, int, int]
+
+
+@dataclass(frozen=True)
+class FullBackupOptions:
+    prefix: str = ""
+    plain_text: bool = False
+    tenant_column: str | None = None
+    segments: int = DEFAULT_SEGMENTS
+    read_rate: float | None = None  # read capacity units per second, all segments together
+    page_size: int | None = None  # Scan Limit; None: DynamoDB's 1 MB pages
+    workers: int = DEFAULT_WORKERS  # concurrent item writes
+    clock_margin: float = DEFAULT_CLOCK_MARGIN
+
+
+@dataclass
+class FullBackupSummary:
+    table: str
+    segments: int
+    estimated_items: int = 0  # DescribeTable's ItemCount (updated by DynamoDB about every 6 hours)
+    scanned: int = 0
+    written: int = 0
+    skipped_newer: int = 0  # the stream already holds a change at or after the read time
+    failed: int = 0
+    consumed_read_units: float = 0.0
+    errors: list[str] = field(default_factory=list)
+    schema_key: str = ""
+    seconds: float = 0.0
+
+
+ProgressCallback = Callable[[FullBackupSummary], None]
+
+
+@dataclass(frozen=True)
+class Current:
+    """What the bucket holds for an item now: the order of its newest change, and the ETag to write
+    on (``None``: no current object, so the write needs ``If-None-Match``)."""
+
+    order: Order | None
+    etag: str | None
+
+
+def read_time_for(moment: float, margin: float = DEFAULT_CLOCK_MARGIN) -> float:
+    """The ``event-time`` of images read by a Scan that started at ``moment``: whole seconds, rounded down."""
+    return float(math.floor(moment - margin))
+
+
+def item_body(item: Mapping[str, Any]) -> bytes:
+    """The item in DynamoDB JSON with binary as base64 text, serialised as the stream writer does."""
+    return json.dumps(item, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+class ImageWriter:
+    """Writes one scanned item as a ``FULL_BACKUP`` version unless a newer change is already there."""
+
+    def __init__(self, store: ObjectStore, namer: k.ItemNamer, key_schema: k.KeySchema, tenant_column: str | None):
+        self.store = store
+        self.namer = namer
+        self.key_schema = key_schema
+        self.tenant_column = tenant_column
+
+    def object_key(self, item: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
+        key = k.canonical_key({name: item[name] for name in self.key_schema.attribute_names if name in item})
+        tenant = k.tenant_segment(item.get(self.tenant_column)) if self.tenant_column else None
+        return self.namer.object_key(key, tenant), key
+
+    def write(self, boto_item: Mapping[str, Any], read_time: float) -> bool:
+        """True when written, False when the bucket already holds a change at or after ``read_time``."""
+        item = {name: to_lambda_value(value) for name, value in boto_item.items()}
+        object_key, key = self.object_key(item)
+        meta = vm.VersionMeta(vm.FULL_BACKUP, read_time, key=key, writer=vm.WRITER_FULL_BACKUP)
+        body, metadata = item_body(item), meta.to_s3()
+        for _ in range(WRITE_ATTEMPTS):
+            current = self.current(object_key)
+            if current.order is not None and current.order >= meta.order:
+                return False
+            try:
+                if current.etag is None:
+                    self.store.put(object_key, body, metadata, if_none_match=True)
+                else:
+                    self.store.put(object_key, body, metadata, if_match=current.etag)
+                return True
+            except (PreconditionFailed, NoSuchVersion):  # a writer got in between: look again
+                continue
+        raise StoreError(f"{object_key}: kept changing during {WRITE_ATTEMPTS} conditional writes")
+
+    def current(self, object_key: str) -> Current:
+        try:
+            head = self.store.head(object_key)
+        except NoSuchVersion:
+            return Current(self._removal_order(object_key), None)
+        return Current(_order_of(head.metadata, head.last_modified.timestamp()), head.etag)
+
+    def _removal_order(self, object_key: str) -> Order | None:
+        """No current object: never written (None), or removed; a removal's order is its tombstone's, or,
+        for a delete marker of the original tool (no tombstone behind it), the marker's write time."""
+        marker_time: float | None = None
+        for entry in _versions_of(self.store, object_key):
+            if entry.is_delete_marker:
+                marker_time = entry.last_modified.timestamp() if marker_time is None else marker_time
+                continue
+            meta = vm.VersionMeta.from_s3(self.store.head(object_key, entry.version_id).metadata)
+            if meta is not None and meta.is_removal:
+                return meta.order
+            break
+        return None if marker_time is None else (marker_time, 1, 0)
+
+
+def _versions_of(store: ObjectStore, object_key: str) -> Iterator[Any]:
+    for entry in store.list_versions(object_key):
+        if entry.key != object_key:
+            return
+        yield entry
+
+
+def _order_of(metadata: Mapping[str, str], last_modified: float) -> Order:
+    """The order of a version; one of the original tool (no metadata) counts as a change at its write time."""
+    meta = vm.VersionMeta.from_s3(metadata)
+    return meta.order if meta is not None else (last_modified, 1, 0)
+
+
+class FullBackup:
+    """One full backup of one table: scan segments in parallel, write images, count."""
+
+    def __init__(
+        self,
+        dynamodb: Any,
+        store: ObjectStore,
+        table: str,
+        key_schema: k.KeySchema,
+        options: FullBackupOptions,
+        *,
+        clock: Callable[[], float] = time.time,
+        limiter: TokenBucket | None = None,
+        on_progress: ProgressCallback | None = None,
+    ) -> None:
+        self.dynamodb = dynamodb
+        self.table = table
+        self.options = options
+        self.clock = clock
+        self.limiter = limiter or (TokenBucket(options.read_rate) if options.read_rate else None)
+        self.on_progress = on_progress
+        namer = k.ItemNamer(options.prefix, table, options.plain_text, key_schema if options.plain_text else None)
+        self.writer = ImageWriter(store, namer, key_schema, options.tenant_column)
+        self.summary = FullBackupSummary(table=table, segments=options.segments)
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._in_flight = threading.BoundedSemaphore(options.workers * 4)
+
+    def run(self) -> FullBackupSummary:
+        started = time.monotonic()
+        with (
+            ThreadPoolExecutor(self.options.workers, thread_name_prefix="full-backup-write") as writes,
+            ThreadPoolExecutor(self.options.segments, thread_name_prefix="full-backup-scan") as scans,
+        ):
+            segments = [scans.submit(self._scan_segment, s, writes) for s in range(self.options.segments)]
+            try:
+                for segment in segments:
+                    segment.result()
+            finally:
+                self._stop.set()
+        self.summary.seconds = time.monotonic() - started
+        if self.on_progress is not None:
+            self.on_progress(self.summary)
+        return self.summary
+
+    def _scan_segment(self, segment: int, writes: ThreadPoolExecutor) -> None:
+        pages = scan_pages(
+            self.dynamodb,
+            self.table,
+            segment=segment,
+            total_segments=self.options.segments,
+            limiter=self.limiter,
+            page_size=self.options.page_size,
+            clock=self.clock,
+        )
+        for page in pages:
+            read_time = read_time_for(page.started, self.options.clock_margin)
+            for item in page.items:
+                self._in_flight.acquire()
+                writes.submit(self._write, item, read_time).add_done_callback(self._released)
+            self._count(scanned=len(page.items), units=page.units)
+            if self._stop.is_set():
+                return
+
+    def _released(self, _: Future[None]) -> None:
+        self._in_flight.release()
+
+    def _write(self, item: Mapping[str, Any], read_time: float) -> None:
+        try:
+            written = self.writer.write(item, read_time)
+        except (StoreError, k.InvalidKeyError) as err:
+            log.error("full backup of an item failed: %s", err)
+            with self._lock:
+                self.summary.failed += 1
+                if len(self.summary.errors) < 20:
+                    self.summary.errors.append(str(err))
+            return
+        with self._lock:
+            if written:
+                self.summary.written += 1
+            else:
+                self.summary.skipped_newer += 1
+
+    def _count(self, *, scanned: int, units: float) -> None:
+        with self._lock:
+            self.summary.scanned += scanned
+            self.summary.consumed_read_units += units
+            if self.on_progress is not None:
+                self.on_progress(self.summary)
+
+
+def describe_table(dynamodb: Any, table: str) -> dict[str, Any]:
+    """DescribeTable's ``Table``; a missing table is the user's to fix."""
+    try:
+        answer: dict[str, Any] = dynamodb.describe_table(TableName=table)["Table"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            raise UserError(
+                f"table {table!r} does not exist in this region",
+                hint="check --table and --region (or AWS_REGION / --endpoint-url)",
+            ) from err
+        raise
+    return answer
+
+
+def time_to_live_of(dynamodb: Any, table: str) -> dict[str, Any] | None:
+    try:
+        answer = dynamodb.describe_time_to_live(TableName=table)
+    except ClientError as err:
+        log.warning("DescribeTimeToLive failed, the saved schema has no TTL settings: %s", err)
+        return None
+    description: dict[str, Any] | None = answer.get("TimeToLiveDescription")
+    return description
+
+
+def run_full_backup(
+    dynamodb: Any,
+    store: ObjectStore,
+    bucket: str,
+    table: str,
+    options: FullBackupOptions,
+    *,
+    on_progress: ProgressCallback | None = None,
+) -> FullBackupSummary:
+    """Check the bucket, save the table's schema, then back up every item of ``table``."""
+    if options.segments < 1:
+        raise UserError(f"--segments must be at least 1, got {options.segments}", hint="--segments 4")
+    require_versioning(bucket, store.versioning_enabled())
+    description = describe_table(dynamodb, table)
+    save_schema(store, options.prefix, description, time_to_live=time_to_live_of(dynamodb, table))
+    backup = FullBackup(
+        dynamodb, store, table, k.KeySchema.from_describe_table(description), options, on_progress=on_progress
+    )
+    backup.summary.estimated_items = int(description.get("ItemCount") or 0)
+    backup.summary.schema_key = schema_object_key(options.prefix, table)
+    return backup.run()

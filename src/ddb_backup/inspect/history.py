@@ -1,0 +1,201 @@
+"""One item's history: every version of its object, oldest first, with what changed each time.
+
+Versions of one item are few, so each is read (HEAD for a removal, GET for an image, which also
+returns the metadata). A delete marker that follows one of our tombstones is the second half of that
+removal and is folded into it; a delete marker before any tombstone is the original tool's delete.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from ddb_backup import keys as k
+from ddb_backup import version_meta as vm
+from ddb_backup.errors import UserError
+from ddb_backup.inspect.images import AttributeChanges, attribute_changes
+from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.store import ObjectStore, VersionEntry
+
+EVENT_NAMES = {
+    vm.INSERT: "insert",
+    vm.MODIFY: "modify",
+    vm.REMOVE: "remove",
+    vm.FULL_BACKUP: "full-backup",
+}
+TTL = "ttl"
+ORIGINAL_TOOL = "original-tool"
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change of the item as the backup holds it."""
+
+    version_id: str
+    event: str  # insert, modify, remove, ttl, full-backup
+    event_time: float
+    written: float  # S3 LastModified
+    changes: AttributeChanges
+    sequence_number: str | None = None
+    event_id: str | None = None
+    writer: str = vm.WRITER_STREAM  # or full-backup, or original-tool (no metadata: time is LastModified)
+    removed_by: str | None = None
+    delete_marker: str | None = None  # the version id of the delete marker folded into a removal
+    image: dict[str, Any] | None = None
+
+    @property
+    def lag(self) -> float:
+        """Seconds from the change to its write in S3 (S3 keeps write times to the second)."""
+        return self.written - self.event_time
+
+    @property
+    def is_removal(self) -> bool:
+        return self.image is None
+
+    def as_dict(self, *, with_image: bool = False) -> dict[str, Any]:
+        data: dict[str, Any] = {
+            "version_id": self.version_id,
+            "event": self.event,
+            "event_time": vm.epoch_to_iso(self.event_time),
+            "sequence_number": self.sequence_number,
+            "event_id": self.event_id,
+            "written": vm.epoch_to_iso(self.written),
+            "lag_seconds": round(self.lag, 3),
+            "writer": self.writer,
+            "removed_by": self.removed_by,
+            "delete_marker": self.delete_marker,
+            "changes": self.changes.as_dict(),
+        }
+        if with_image:
+            data["image"] = self.image
+        return data
+
+
+def object_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
+    """Every version and delete marker of exactly ``object_key``, oldest first."""
+    entries = []
+    for entry in store.list_versions(object_key):
+        if entry.key != object_key:
+            break  # S3 lists keys in order: the object's own key comes first, longer ones after it
+        entries.append(entry)
+    return entries[::-1]
+
+
+def item_history(store: ObjectStore, object_key: str) -> list[HistoryEntry]:
+    """The item's changes, oldest first (write order, which is stream order per item)."""
+    return list(_walk(store, object_versions(store, object_key)))
+
+
+def _walk(store: ObjectStore, versions: list[VersionEntry]) -> Iterator[HistoryEntry]:
+    previous: HistoryEntry | None = None
+    seen_tombstone = False
+    for entry in versions:
+        if entry.is_delete_marker:
+            if seen_tombstone:
+                if previous is not None and previous.is_removal and previous.delete_marker is None:
+                    previous = _fold_marker(previous, entry)
+                continue  # the second half of one of our removals
+            current = _original_delete(entry, previous)
+        else:
+            seen_tombstone = seen_tombstone or entry.size == 0
+            current = _version(store, entry, previous)
+        if previous is not None:
+            yield previous
+        previous = current
+    if previous is not None:
+        yield previous
+
+
+def _fold_marker(removal: HistoryEntry, marker: VersionEntry) -> HistoryEntry:
+    return replace(removal, delete_marker=marker.version_id)
+
+
+def _original_delete(entry: VersionEntry, previous: HistoryEntry | None) -> HistoryEntry:
+    written = entry.last_modified.timestamp()
+    before = previous.image if previous is not None else None
+    return HistoryEntry(
+        version_id=entry.version_id,
+        event=EVENT_NAMES[vm.REMOVE],
+        event_time=written,
+        written=written,
+        changes=attribute_changes(before, None),
+        writer=ORIGINAL_TOOL,
+        delete_marker=entry.version_id,
+    )
+
+
+def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | None) -> HistoryEntry:
+    stored = store.get(entry.key, entry.version_id) if entry.size > 0 else store.head(entry.key, entry.version_id)
+    image = json.loads(stored.body) if entry.size > 0 else None
+    meta = vm.VersionMeta.from_s3(stored.metadata)
+    written = entry.last_modified.timestamp()
+    before = previous.image if previous is not None else None
+    common: dict[str, Any] = {
+        "version_id": entry.version_id,
+        "written": written,
+        "changes": attribute_changes(before, image),
+        "image": image,
+    }
+    if meta is None:
+        return HistoryEntry(event=_original_event(image, before), event_time=written, writer=ORIGINAL_TOOL, **common)
+    return HistoryEntry(
+        event=event_label(meta),
+        event_time=meta.event_time,
+        sequence_number=meta.sequence_number,
+        event_id=meta.event_id,
+        writer=meta.writer,
+        removed_by=meta.removed_by,
+        **common,
+    )
+
+
+def event_label(meta: vm.VersionMeta) -> str:
+    """insert, modify, remove, ttl (a removal by TTL) or full-backup."""
+    if meta.is_removal and meta.removed_by == vm.REMOVED_BY_TTL:
+        return TTL
+    return EVENT_NAMES.get(meta.event_name, meta.event_name.lower())
+
+
+def _original_event(image: Mapping[str, Any] | None, before: Mapping[str, Any] | None) -> str:
+    if image is None:
+        return EVENT_NAMES[vm.REMOVE]
+    return EVENT_NAMES[vm.INSERT] if before is None else EVENT_NAMES[vm.MODIFY]
+
+
+def parse_key(text: str) -> k.TypedItem:
+    """``--key``: DynamoDB JSON (``{"pk":{"S":"a"},"sk":{"N":"1"}}``) or plain JSON (``{"pk":"a","sk":1}``)."""
+    try:
+        value = json.loads(text, parse_float=Decimal)
+    except ValueError as err:
+        raise UserError(f"--key is not JSON: {err}", 'write it like \'{"pk":{"S":"a"},"sk":{"N":"1"}}\'') from err
+    if not isinstance(value, dict) or not value:
+        raise UserError("--key must be a JSON object of the key attributes", 'e.g. \'{"pk":{"S":"a"}}\'')
+    if all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in k.KEY_TYPES for v in value.values()):
+        return k.canonical_key(value)
+    serializer = TypeSerializer()
+    return k.canonical_key({name: serializer.serialize(v) for name, v in value.items()})
+
+
+def locate_item(
+    store: ObjectStore,
+    prefix: str,
+    table: str,
+    key: Mapping[str, Any],
+    *,
+    tenant: str | None = None,
+    schema: k.KeySchema | None = None,
+) -> str:
+    """The item's object key (MD5 or plain-text name), or a UserError saying where it looked."""
+    candidates = candidate_object_keys(prefix, table, key, tenant=tenant, schema=schema)
+    found = find_object_key(store, candidates)
+    if found is None:
+        hint = "check --table, --prefix and --tenant"
+        if schema is None and len(key) > 1:
+            hint += "; plain-text names need the key schema: let the command reach the table (DescribeTable)"
+        raise UserError(f"the backup holds no version of this item (looked at {', '.join(candidates)})", hint)
+    return found

@@ -1,0 +1,138 @@
+"""What a bucket holds: its tables (and tenants), with item and version counts and the time covered.
+
+Folders are found by seeking: one listing request per folder, each starting just past the previous
+folder's keys (no delimiter listing needed, so any ``ObjectStore`` will do). Each table is then listed
+once, its key ranges in parallel. Times are S3 write times (``LastModified``): event times would need
+one HEAD per version.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import unquote
+
+from ddb_backup import keys as k
+from ddb_backup.restore.plan import group_versions, table_ranges
+from ddb_backup.restore.ranges import KeyRange
+from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
+from ddb_backup.store import ObjectStore, VersionEntry
+from ddb_backup.version_meta import epoch_to_iso
+
+OWN_FOLDER = "~ddb-backup"
+_AFTER_SLASH = "0"  # the character after "/" in byte order: "name0" sorts after every "name/..." key
+
+
+def folders(store: ObjectStore, prefix: str) -> Iterator[str]:
+    """The names of the folders right under ``prefix`` (ending in ``/`` or empty), in key order."""
+    marker: str | None = None
+    while True:
+        entry = next(iter(store.list_versions(prefix, key_marker=marker)), None)
+        if entry is None:
+            return
+        name, slash, _ = entry.key[len(prefix) :].partition("/")
+        if slash:
+            yield name
+            marker = prefix + name + _AFTER_SLASH
+        else:
+            marker = entry.key  # an object, not a folder: step past it
+
+
+@dataclass
+class Coverage:
+    """Counts over a set of object keys."""
+
+    items: int = 0  # distinct objects (items that ever had a version)
+    current_items: int = 0  # items whose newest version is an image (the bucket's current view)
+    versions: int = 0  # object versions: images and tombstones
+    delete_markers: int = 0
+    first_write: float | None = None
+    last_write: float | None = None
+
+    def add_item(self, versions: list[VersionEntry]) -> None:
+        """One key's versions, oldest first."""
+        self.items += 1
+        newest = versions[-1]
+        self.current_items += not newest.is_delete_marker and newest.size > 0
+        for entry in versions:
+            self.delete_markers += entry.is_delete_marker
+            self.versions += not entry.is_delete_marker
+            self._saw(entry.last_modified.timestamp())
+
+    def _saw(self, written: float) -> None:
+        self.first_write = written if self.first_write is None else min(self.first_write, written)
+        self.last_write = written if self.last_write is None else max(self.last_write, written)
+
+    def merge(self, other: Coverage) -> None:
+        self.items += other.items
+        self.current_items += other.current_items
+        self.versions += other.versions
+        self.delete_markers += other.delete_markers
+        for written in (other.first_write, other.last_write):
+            if written is not None:
+                self._saw(written)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "items": self.items,
+            "current_items": self.current_items,
+            "versions": self.versions,
+            "delete_markers": self.delete_markers,
+            "first_write": None if self.first_write is None else epoch_to_iso(self.first_write),
+            "last_write": None if self.last_write is None else epoch_to_iso(self.last_write),
+        }
+
+
+@dataclass
+class TableSummary:
+    name: str  # the table's name (the folder's segment unescaped)
+    folder: str
+    total: Coverage = field(default_factory=Coverage)
+    tenants: dict[str, Coverage] = field(default_factory=dict)  # escaped tenant segment -> counts
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "table": self.name,
+            "folder": self.folder,
+            **self.total.as_dict(),
+            "tenants": {tenant: coverage.as_dict() for tenant, coverage in sorted(self.tenants.items())},
+        }
+
+
+def backup_root(prefix: str) -> str:
+    """``prefix/`` tidied as every writer tidies it (empty for no prefix)."""
+    return k.table_prefix(prefix, "x")[: -len("x/")]
+
+
+def table_names(store: ObjectStore, prefix: str) -> Iterator[str]:
+    """Every table under the backup prefix, in key order (our own folder skipped)."""
+    for segment in folders(store, backup_root(prefix)):
+        if segment != OWN_FOLDER:
+            yield unquote(segment)
+
+
+def summarize_table(
+    store: ObjectStore, prefix: str, table: str, *, workers: int = DEFAULT_LIST_WORKERS
+) -> TableSummary:
+    """One listing of the table's folder, its ranges in parallel; tenants are the keys' second level."""
+    folder = k.table_prefix(prefix, table)
+    summary = TableSummary(table, folder)
+
+    def work(key_range: KeyRange) -> Iterator[dict[str | None, Coverage]]:
+        counts: dict[str | None, Coverage] = {}
+        for versions in group_versions(key_range.list_versions(store)):
+            tenant, slash, _ = versions[0].key[len(folder) :].partition("/")
+            counts.setdefault(tenant if slash else None, Coverage()).add_item(versions)
+        yield counts
+
+    for _, result in map_ranges(table_ranges(store, prefix, table), work, workers):
+        for tenant, coverage in (result or {}).items():
+            summary.total.merge(coverage)
+            if tenant is not None:
+                summary.tenants.setdefault(tenant, Coverage()).merge(coverage)
+    return summary
+
+
+def summarize_bucket(store: ObjectStore, prefix: str, *, workers: int = DEFAULT_LIST_WORKERS) -> list[TableSummary]:
+    return [summarize_table(store, prefix, table, workers=workers) for table in table_names(store, prefix)]
