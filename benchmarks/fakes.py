@@ -8,6 +8,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ddb_backup.store import ObjectStore, PutResult, StoredObject, VersionEntry
 
 
@@ -62,17 +64,45 @@ class CountingStore:
 
 
 class LatencyDynamoDB:
-    """Enough of a boto3 DynamoDB client for restore: ``batch_write_item`` sleeps ``latency`` and keeps
-    the items in memory (per table, by their key attributes)."""
+    """Enough of a boto3 DynamoDB client for restore: tables are described, created and counted, and
+    ``batch_write_item`` sleeps ``latency`` and keeps the items in memory by their key attributes."""
+
+    MAX_BATCH = 25
 
     def __init__(self, key_names: tuple[str, ...], latency: float = 0.0) -> None:
         self.key_names = key_names
         self.latency = latency
         self.tables: dict[str, dict[str, Any]] = {}
+        self.descriptions: dict[str, dict[str, Any]] = {}
         self.flight = InFlight()
         self._lock = threading.Lock()
 
+    def describe_table(self, TableName: str, **_: Any) -> dict[str, Any]:
+        if TableName not in self.descriptions:
+            raise ClientError(
+                {"Error": {"Code": "ResourceNotFoundException", "Message": f"table {TableName} not found"}},
+                "DescribeTable",
+            )
+        return {"Table": self.descriptions[TableName]}
+
+    def create_table(self, **args: Any) -> dict[str, Any]:
+        name = args["TableName"]
+        with self._lock:
+            self.descriptions[name] = {**args, "TableStatus": "ACTIVE", "ItemCount": 0}
+            self.tables.setdefault(name, {})
+        return {"TableDescription": self.descriptions[name]}
+
+    def scan(self, TableName: str, **_: Any) -> dict[str, Any]:
+        with self._lock:
+            items = list(self.tables.get(TableName, {}).values())
+        return {"Items": items, "Count": len(items), "ScannedCount": len(items)}
+
     def batch_write_item(self, RequestItems: Mapping[str, list[Mapping[str, Any]]], **_: Any) -> dict[str, Any]:
+        if sum(len(requests) for requests in RequestItems.values()) > self.MAX_BATCH:
+            raise ClientError(
+                {"Error": {"Code": "ValidationException", "Message": "too many items in BatchWriteItem"}},
+                "BatchWriteItem",
+            )
         with self.flight:
             if self.latency:
                 time.sleep(self.latency)

@@ -4,18 +4,24 @@ listing, then for each item one GET and one BatchWriteItem of that one item, one
 
 from __future__ import annotations
 
+import importlib
 import json
+import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
 
 from benchmarks.fakes import LatencyDynamoDB
 from benchmarks.report import Figure
 from benchmarks.synthetic import History, SyntheticStore
 from ddb_backup.restore.plan import PointInTime, plan_range
 from ddb_backup.restore.ranges import KeyRange
+from ddb_backup.table_schema import reduce_description, schema_object_key
 
 GOAL_ITEMS_PER_S = 1500
 GOAL_RATIO = 20
+SOURCE = "orders"
 TARGET = "restored"
 
 
@@ -47,19 +53,74 @@ def original_pattern(store: SyntheticStore, dynamodb: LatencyDynamoDB) -> Rate:
     return Rate(restored, seconds)
 
 
+def saved_schema(history: History) -> dict[str, bytes]:
+    """The source table's schema as ``full-backup`` saves it, so restore creates the target from it."""
+    table = {
+        "TableName": SOURCE,
+        "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}],
+        "AttributeDefinitions": [{"AttributeName": "pk", "AttributeType": "S"}],
+        "BillingModeSummary": {"BillingMode": "PAY_PER_REQUEST"},
+    }
+    prefix = history.prefix.removesuffix(f"{SOURCE}/")
+    return {schema_object_key(prefix, SOURCE): json.dumps(reduce_description(table)).encode("utf-8")}
+
+
+def executor() -> Any | None:
+    """The restore executor's module, once it is on this branch (``ddb_backup.restore.execute``)."""
+    try:
+        return importlib.import_module("ddb_backup.restore.execute")
+    except ModuleNotFoundError:
+        return None
+
+
+def our_restore(execute: Any, history: History, latency: float) -> Rate:
+    """``restore`` of the whole synthetic table into a new table on the fake DynamoDB."""
+    store = SyntheticStore(history, latency=latency, extra=saved_schema(history))
+    dynamodb = LatencyDynamoDB(("pk",), latency)
+    with tempfile.TemporaryDirectory(prefix="bench-restore-") as folder:
+        options = execute.RestoreOptions(
+            bucket="bench",
+            source=SOURCE,
+            target=TARGET,
+            at=history.at,
+            prefix=history.prefix.removesuffix(f"{SOURCE}/").rstrip("/"),
+            checkpoint=Path(folder) / "checkpoint",
+        )
+        started = time.perf_counter()
+        summary = execute.restore(options, store, dynamodb)
+        seconds = time.perf_counter() - started
+    if dynamodb.item_count(TARGET) != history.items or summary.puts != history.items:
+        raise AssertionError(f"{dynamodb.item_count(TARGET)} items restored of {history.items}")
+    return Rate(summary.puts, seconds)
+
+
 def bench_restore(items: int = 100_000, versions: int = 5, subset: int = 2_000, latency: float = 0.02) -> list[Figure]:
     baseline_store = SyntheticStore(History(items=subset, versions=versions), latency=latency)
     baseline = original_pattern(baseline_store, LatencyDynamoDB(("pk",), latency))
-    note = (
-        f"pending: the restore executor (branch 'restore') is not on main yet; "
-        f"{items:,} items x {versions} versions to be measured against this baseline",
+    baseline_figure = Figure(
+        f"restore, the original tool's pattern: {subset:,} items x {versions} versions",
+        baseline.per_second,
+        "items/s",
+        notes=(f"{baseline.items:,} items in {baseline.seconds:.1f} s",),
     )
+    execute = executor()
+    if execute is None:
+        pending = "pending: the restore executor (ddb_backup.restore.execute) is not on this branch yet"
+        return [replace(baseline_figure, notes=(*baseline_figure.notes, pending))]
+    ours = our_restore(execute, History(items=items, versions=versions), latency)
     return [
         Figure(
-            f"restore, original tool's pattern: {subset:,} items x {versions} versions, "
-            f"{latency * 1000:.0f} ms per request",
-            baseline.per_second,
+            f"restore: {items:,} items x {versions} versions, "
+            f"{latency * 1000:.0f} ms per S3 request and per BatchWriteItem",
+            ours.per_second,
             "items/s",
-            notes=(f"{baseline.items:,} items in {baseline.seconds:.1f} s", *note),
+            baseline=baseline.per_second,
+            baseline_label=f"the original tool's pattern on {subset:,} items",
+            goal_text=f">= {GOAL_ITEMS_PER_S:,} items/s and >= {GOAL_RATIO}x the baseline",
+            goal=lambda figure: figure.value >= GOAL_ITEMS_PER_S and (figure.ratio or 0) >= GOAL_RATIO,
+            notes=(
+                f"{ours.items:,} items in {ours.seconds:.1f} s; "
+                f"baseline: {baseline.items:,} items in {baseline.seconds:.1f} s",
+            ),
         )
     ]

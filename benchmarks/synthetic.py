@@ -114,9 +114,10 @@ class SyntheticStore:
     """A read-only ``ObjectStore`` over a ``History``; ``latency`` is added to every request (a listing
     page of 1,000 entries being one request). ``heads`` and ``gets`` count metadata and body reads."""
 
-    def __init__(self, history: History, *, latency: float = 0.0) -> None:
+    def __init__(self, history: History, *, latency: float = 0.0, extra: Mapping[str, bytes] | None = None) -> None:
         self.history = history
         self.latency = latency
+        self.extra = dict(extra or {})  # objects outside the table's folder (a saved schema), by key
         self.heads = 0
         self.gets = 0
         self._lock = threading.Lock()
@@ -174,6 +175,9 @@ class SyntheticStore:
         self._request()
         with self._lock:
             self.gets += 1
+        if key in self.extra:
+            body = self.extra[key]
+            return StoredObject(key, "extra", _utc(self.history.at), {}, body, len(body))
         item, version = self._locate(key, version_id)
         return self._object(item, version, self.image(item, version))
 

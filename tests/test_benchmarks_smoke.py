@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from botocore.exceptions import ClientError
 
 from benchmarks.boto_cpu import bench_boto3_cpu
 from benchmarks.capture_bench import bench_capture, bench_capture_boto3, bench_capture_moto, stream_batch
@@ -93,6 +94,18 @@ def test_latency_dynamodb_keeps_puts_and_applies_deletes() -> None:
         "UnprocessedItems": {}
     }
     assert client.tables["t"] == {repr([{"S": "a"}]): item}
+
+
+def test_latency_dynamodb_describes_creates_and_refuses_oversized_batches() -> None:
+    client = LatencyDynamoDB(("pk",))
+    with pytest.raises(ClientError, match="ResourceNotFoundException"):
+        client.describe_table(TableName="t")
+    client.create_table(TableName="t", KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}])
+    assert client.describe_table(TableName="t")["Table"]["TableStatus"] == "ACTIVE"
+    assert client.scan(TableName="t", Limit=1, Select="COUNT")["Count"] == 0
+    puts = [{"PutRequest": {"Item": {"pk": {"S": str(n)}}}} for n in range(26)]
+    with pytest.raises(ClientError, match="ValidationException"):
+        client.batch_write_item(RequestItems={"t": puts})
 
 
 def test_stream_batch_has_the_asked_shape() -> None:
