@@ -147,3 +147,9 @@ def test_iter_states_reraises_a_listing_failure() -> None:
 
     with pytest.raises(StoreError, match="injected"):
         list(iter_states(Broken(), key_ranges("t/", md5_names=False), PointInTime(at=1000)))
+
+
+def test_the_state_carries_the_items_earliest_write_time_for_the_too_early_warning() -> None:
+    versions = [version(1, 100, 99), version(2, 200, 199)]
+    assert state_at(versions, 50, Reader({"v1": 99})).earliest == 100
+    assert state_at([], 50, Reader({})).earliest is None

@@ -17,6 +17,7 @@ from ddb_backup.cli.diff import diff
 from ddb_backup.cli.export import export
 from ddb_backup.cli.full_backup import full_backup
 from ddb_backup.cli.history import history
+from ddb_backup.cli.restore import restore_command
 from ddb_backup.cli.run import run
 from ddb_backup.cli.tables import tables
 from ddb_backup.cli.verify import verify
@@ -61,6 +62,7 @@ cli.add_command(diff)
 cli.add_command(verify)
 cli.add_command(export)
 cli.add_command(tables)
+cli.add_command(restore_command, name="restore")
 
 
 def main() -> None:

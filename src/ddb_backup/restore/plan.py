@@ -66,6 +66,25 @@ def uses_md5_names(store: ObjectStore, prefix: str) -> bool:
     return bool(names) and all(_MD5_NAME.fullmatch(name) for name in names)
 
 
+WHOLE, MD5, TEXT = "whole", "md5", "text"
+SMALL_LISTING = 1000  # versions: one listing page
+
+
+def range_scheme(store: ObjectStore, folder: str, *, allow_whole: bool = True) -> str:
+    """How to cut ``folder`` into key ranges: not at all when its whole listing fits one page
+    (``allow_whole``; never for ``--segment``, whose machines must all cut alike as the bucket grows),
+    else by the shape of its names."""
+    if allow_whole and sum(1 for _ in itertools.islice(store.list_versions(folder), SMALL_LISTING)) < SMALL_LISTING:
+        return WHOLE
+    return MD5 if uses_md5_names(store, folder) else TEXT
+
+
+def scheme_ranges(folder: str, scheme: str) -> list[KeyRange]:
+    if scheme == WHOLE:
+        return [KeyRange(0, folder, None, None)]
+    return key_ranges(folder, md5_names=scheme == MD5)
+
+
 def table_ranges(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> list[KeyRange]:
     """The key ranges of a table (or of one tenant's folder, ``tenant`` being its escaped segment)."""
     folder = k.table_prefix(prefix, table, tenant)

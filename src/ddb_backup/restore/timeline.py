@@ -28,6 +28,7 @@ class ItemState:
     version: VersionEntry | None
     metadata_reads: int = 0
     legacy: bool = False  # decided by LastModified: a version or delete marker of the original tool
+    earliest: float | None = None  # LastModified of the item's oldest version (epoch seconds)
 
     @property
     def present(self) -> bool:
@@ -69,8 +70,10 @@ def state_at(
             walk.take(entry)
         elif not _uncertain(entry, walk, read_meta):
             break
-    key = versions[0].key if versions else ""
-    return ItemState(key, walk.chosen, walk.reads, walk.legacy)
+    if not versions:
+        return ItemState("", None)
+    earliest = versions[0].last_modified.timestamp()
+    return ItemState(versions[0].key, walk.chosen, walk.reads, walk.legacy, earliest)
 
 
 def _uncertain(entry: VersionEntry, walk: _Walk, read_meta: ReadMeta) -> bool:

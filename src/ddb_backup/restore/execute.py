@@ -1,0 +1,485 @@
+"""The restore executor: options checked first, then the plan streamed into writes.
+
+``restore`` lists the backup's key ranges in parallel (``state.iter_states``), GETs each present
+item's image on a bounded pool, writes them with ``BatchWriter`` and marks a key range finished in
+the checkpoint once all its items are written. ``--sync`` then scans the target and deletes what was
+absent at T. A dry run lists and decides (metadata reads included) but reads no image and writes
+nothing. Memory is bounded by the pools and queues, whatever the size of the table; only ``--sync``
+keeps a set of the items present at T (16-byte digests, about 100 bytes per item in a Python set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from ddb_backup import keys as k
+from ddb_backup.errors import BackupError, UserError
+from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
+from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
+from ddb_backup.restore.ranges import KeyRange, segment_ranges
+from ddb_backup.restore.state import iter_states
+from ddb_backup.restore.target import Target, describe, prepare_target, source_schema
+from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
+from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, RateLimiter
+from ddb_backup.store import ObjectStore, StoreError
+from ddb_backup.version_meta import FORMAT, epoch_to_iso
+
+DEFAULT_WORKERS = 64
+FUTURE_SLACK_SECONDS = 1.0
+PROGRESS_EVERY_SECONDS = 0.2
+LEGACY_WARNING = "restored by LastModified (versions written by the original tool)"
+
+
+@dataclass(frozen=True)
+class RestoreOptions:
+    """One restore, as the command line gives it (``at`` already in epoch seconds)."""
+
+    bucket: str
+    source: str
+    target: str
+    at: float
+    prefix: str = ""
+    at_relative: bool = False  # written relative to now: a resume keeps the checkpoint's absolute time
+    tenant: str | None = None  # the tenant value as written; "%none": items without one
+    keys: tuple[str, ...] = ()  # key_json of each item to restore (all items when empty)
+    overwrite: bool = False
+    sync: bool = False
+    dry_run: bool = False
+    write_rate: float | None = None
+    workers: int = DEFAULT_WORKERS
+    resume: bool = False
+    segment: int = 0
+    total_segments: int = 1
+    max_lag: float = DEFAULT_MAX_LAG
+    checkpoint: Path | None = None
+    allow_same_table: bool = False
+    max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS
+    batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
+    scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
+
+    @property
+    def tenant_segment(self) -> str | None:
+        if self.tenant is None:
+            return None
+        return k.MISSING_TENANT_SEGMENT if self.tenant == k.MISSING_TENANT_SEGMENT else k.escape_segment(self.tenant)
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.checkpoint or default_path(self.target, self.segment, self.total_segments)
+
+    def query(self) -> Query:
+        return Query(
+            bucket=self.bucket,
+            prefix=self.prefix,
+            source=self.source,
+            target=self.target,
+            at=self.at,
+            tenant=self.tenant,
+            keys=tuple(self.keys),
+            segment=self.segment,
+            total_segments=self.total_segments,
+            sync=self.sync,
+            max_lag=self.max_lag,
+        )
+
+
+@dataclass
+class RestoreSummary:
+    """What a restore did (or, in a dry run, would do)."""
+
+    items: int = 0  # items of the backup looked at
+    puts: int = 0  # present at T: written (dry run: would be)
+    deletes: int = 0  # target items absent at T, deleted by --sync
+    skipped: int = 0  # absent at T: nothing to write
+    metadata_reads: int = 0
+    image_reads: int = 0
+    ranges: int = 0
+    ranges_already_done: int = 0
+    retries: int = 0
+    throttled: int = 0
+    seconds: float = 0.0
+    legacy: bool = False
+    earliest: float | None = None  # oldest S3 write time seen
+    target_created: bool = False
+    dry_run: bool = False
+    warnings: list[str] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        verb = "would put" if self.dry_run else "put"
+        rate = f" ({self.puts / self.seconds:.0f} items/s)" if self.seconds > 0 and not self.dry_run else ""
+        return [
+            f"items looked at: {self.items}",
+            f"{verb}: {self.puts}{rate}",
+            f"{'would delete' if self.dry_run else 'deleted'}: {self.deletes}",
+            f"skipped (absent at TIME): {self.skipped}",
+            f"metadata reads: {self.metadata_reads}",
+            f"ranges: {self.ranges} ({self.ranges_already_done} done before this run)",
+            f"seconds: {self.seconds:.1f}",
+        ]
+
+
+Progress = Callable[[RestoreSummary], None]
+PlanLine = Callable[[ItemState], None]
+
+
+def validate(options: RestoreOptions, now: float) -> None:
+    """Refuse what cannot work before touching anything."""
+    if options.at > now + FUTURE_SLACK_SECONDS:
+        raise UserError(f"TIME {epoch_to_iso(options.at)} is in the future", "restore to a time in the past")
+    if options.total_segments < 1 or not 0 <= options.segment < options.total_segments:
+        raise UserError(
+            f"--segment {options.segment} is not in 0..{options.total_segments - 1}",
+            "give --segment I --total-segments N with 0 <= I < N",
+        )
+    if options.sync and not options.overwrite:
+        raise UserError("--sync deletes items from the target, so it needs --overwrite", "add --overwrite")
+    if options.sync and options.tenant is not None and not options.keys:
+        raise UserError(
+            "--sync with --tenant would delete the other tenants' items from the target",
+            "restore the tenant into a table of its own without --sync",
+        )
+    if options.sync and options.total_segments > 1 and not options.keys:
+        raise UserError("--sync works on the whole table, not on a segment", "run --sync without --segment")
+    if options.target == options.source and not options.allow_same_table:
+        raise UserError(
+            f"the target is the source table {options.source!r}",
+            "restore into a new table, or add --allow-same-table to overwrite the source on purpose",
+        )
+    if options.write_rate is not None and options.write_rate <= 0:
+        raise UserError("--write-rate must be a positive number of write units per second", "e.g. --write-rate 500")
+    if options.workers < 1:
+        raise UserError("--workers must be at least 1", "e.g. --workers 32")
+
+
+def restore(
+    options: RestoreOptions,
+    store: ObjectStore,
+    dynamodb: Any,
+    *,
+    progress: Progress | None = None,
+    on_plan: PlanLine | None = None,
+    now: Callable[[], float] = time.time,
+) -> RestoreSummary:
+    """Restore ``options.source`` at ``options.at`` into ``options.target``; returns the summary."""
+    validate(options, now())
+    return _Restore(options, store, dynamodb, progress, on_plan).run()
+
+
+class _Tracker:
+    """Knows when a key range is finished: listed to its end and all its items written."""
+
+    def __init__(self, on_finished: Callable[[KeyRange, list[bytes]], None]) -> None:
+        self._on_finished = on_finished
+        self._open: dict[int, list[Any]] = {}  # index -> [outstanding writes, listed, digests]
+        self._lock = threading.Lock()
+
+    def _entry(self, key_range: KeyRange) -> list[Any]:
+        return self._open.setdefault(key_range.index, [0, False, []])
+
+    def present(self, key_range: KeyRange, digest: bytes | None, *, writes: int) -> None:
+        with self._lock:
+            entry = self._entry(key_range)
+            entry[0] += writes
+            if digest is not None:
+                entry[2].append(digest)
+
+    def written(self, key_range: KeyRange) -> None:
+        with self._lock:
+            entry = self._open[key_range.index]
+            entry[0] -= 1
+            finished = self._finished(key_range, entry)
+        if finished is not None:
+            self._on_finished(key_range, finished)
+
+    def listed(self, key_range: KeyRange) -> None:
+        with self._lock:
+            entry = self._entry(key_range)
+            entry[1] = True
+            finished = self._finished(key_range, entry)
+        if finished is not None:
+            self._on_finished(key_range, finished)
+
+    def _finished(self, key_range: KeyRange, entry: list[Any]) -> list[bytes] | None:
+        if entry[0] or not entry[1]:
+            return None
+        del self._open[key_range.index]
+        digests: list[bytes] = entry[2]
+        return digests
+
+
+def name_digest(object_key: str) -> bytes:
+    """16 bytes standing for an item's object name (the last path segment: tenants do not matter)."""
+    return hashlib.md5(object_key.rsplit("/", 1)[-1].encode("utf-8"), usedforsecurity=False).digest()
+
+
+def key_name_digests(key: dict[str, Any], schema: k.KeySchema) -> list[bytes]:
+    """The digests an item present at T would have, under either naming."""
+    names = [k.md5_object_name(key), k.plain_text_object_name(key, schema)]
+    return [hashlib.md5(name.encode("utf-8"), usedforsecurity=False).digest() for name in names]
+
+
+class _Restore:
+    def __init__(
+        self,
+        options: RestoreOptions,
+        store: ObjectStore,
+        dynamodb: Any,
+        progress: Progress | None,
+        on_plan: PlanLine | None,
+    ) -> None:
+        self.options, self.store, self.dynamodb = options, store, dynamodb
+        self.progress, self.on_plan = progress, on_plan
+        self.summary = RestoreSummary(dry_run=options.dry_run)
+        self.when = PointInTime(options.at, options.max_lag)
+        self._lock = threading.Lock()
+        self._shown = 0.0
+        self._dry_present: set[bytes] = set()
+
+    # -- the run -------------------------------------------------------------------------------
+
+    def run(self) -> RestoreSummary:
+        started = time.monotonic()
+        options = self.options
+        checkpoint = (
+            Checkpoint.resume(options.checkpoint_path, options.query(), at_relative=options.at_relative)
+            if options.resume and not options.dry_run
+            else None
+        )
+        if not options.resume and not options.dry_run:
+            Checkpoint.refuse_existing(options.checkpoint_path)
+        if checkpoint is not None and checkpoint.query.at != options.at:
+            self.options = options = replace(options, at=checkpoint.query.at)
+            self.when = PointInTime(options.at, options.max_lag)
+        schema = source_schema(self.store, self.dynamodb, options.prefix, options.source)
+        schema = schema or describe(self.dynamodb, options.target)
+        target = prepare_target(
+            self.dynamodb,
+            options.target,
+            schema,
+            overwrite=options.overwrite,
+            resuming=checkpoint is not None and options.resume,
+            dry_run=options.dry_run,
+        )
+        self.summary.target_created = target.created
+        ranges, scheme = self._ranges(target.key_schema, checkpoint)
+        if checkpoint is None and not options.dry_run:
+            checkpoint = Checkpoint.start(options.checkpoint_path, options.query(), scheme)
+        if options.dry_run:
+            self._plan_only(ranges, target)
+        else:
+            assert checkpoint is not None
+            self._write(ranges, target, checkpoint)
+        self.summary.seconds = time.monotonic() - started
+        self._warnings()
+        if checkpoint is not None:
+            checkpoint.remove()
+        self._show(force=True)
+        return self.summary
+
+    def _ranges(self, schema: k.KeySchema, checkpoint: Checkpoint | None) -> tuple[list[KeyRange], str | None]:
+        options = self.options
+        if options.keys:
+            return self._key_ranges(schema), None
+        folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
+        scheme = checkpoint.scheme if checkpoint is not None else options.scheme
+        if scheme is None:
+            scheme = range_scheme(self.store, folder, allow_whole=options.total_segments == 1)
+        ranges = segment_ranges(scheme_ranges(folder, scheme), options.segment, options.total_segments)
+        return ranges, scheme
+
+    def _key_ranges(self, schema: k.KeySchema) -> list[KeyRange]:
+        """One range per ``--key``: just its object (under whichever naming the bucket uses)."""
+        ranges = []
+        for index, key_text in enumerate(self.options.keys):
+            key = json.loads(key_text)
+            candidates = candidate_object_keys(
+                self.options.prefix, self.options.source, key, tenant=self.options.tenant_segment, schema=schema
+            )
+            object_key = find_object_key(self.store, candidates) or candidates[0]
+            ranges.append(KeyRange(index, object_key, None, object_key))
+        return ranges
+
+    # -- dry run ----------------------------------------------------------------------------------
+
+    def _plan_only(self, ranges: list[KeyRange], target: Target) -> None:
+        self.summary.ranges = len(ranges)
+        for _, state in iter_states(self.store, ranges, self.when, workers=self._list_workers()):
+            if state is None:
+                continue
+            self._count(state)
+            if state.present:
+                if self.options.sync:
+                    self._dry_present.add(name_digest(state.object_key))
+                if self.on_plan is not None:
+                    self.on_plan(state)
+            self._show()
+        if self.options.sync and target.exists:
+            self._sync(target, None, self._dry_present)
+
+    def _count(self, state: ItemState) -> None:
+        with self._lock:
+            summary = self.summary
+            summary.items += 1
+            summary.metadata_reads += state.metadata_reads
+            summary.legacy = summary.legacy or state.legacy
+            if state.earliest is not None:
+                summary.earliest = min(state.earliest, summary.earliest or state.earliest)
+            if state.present:
+                summary.puts += 1
+            else:
+                summary.skipped += 1
+
+    # -- writing ----------------------------------------------------------------------------------
+
+    def _list_workers(self) -> int:
+        return self.options.workers  # listing threads also HEAD the versions S3's clock cannot decide
+
+    def _writer(self, target: Target) -> BatchWriter:
+        return BatchWriter(
+            self.dynamodb,
+            target.name,
+            target.key_schema,
+            workers=max(2, self.options.workers // 4),
+            batch_size=self.options.batch_size,
+            limiter=RateLimiter(self.options.write_rate),
+            max_retry_seconds=self.options.max_retry_seconds,
+        )
+
+    def _write(self, ranges: list[KeyRange], target: Target, checkpoint: Checkpoint) -> None:
+        pending = [r for r in ranges if r.index not in checkpoint.finished]
+        self.summary.ranges = len(ranges)
+        self.summary.ranges_already_done = len(ranges) - len(pending)
+        writer = self._writer(target)
+        try:
+            if checkpoint.phase != PHASE_SYNC:
+                self._write_ranges(pending, writer, checkpoint)
+            if self.options.sync:
+                checkpoint.enter_phase(PHASE_SYNC)
+                self._sync(target, writer, checkpoint.present_digests())
+            writer.close()
+        except StoreError as err:
+            writer.abort()
+            raise BackupError(str(err), RESUME_HINT) from err
+        except BaseException:
+            writer.abort()
+            raise
+        finally:
+            self._collect(writer)
+            checkpoint.save_if_changed()
+
+    def _collect(self, writer: BatchWriter) -> None:
+        stats = writer.stats
+        self.summary.puts, self.summary.deletes = stats.puts, stats.deletes
+        self.summary.retries, self.summary.throttled = stats.retries, stats.throttled
+
+    def _write_ranges(self, ranges: list[KeyRange], writer: BatchWriter, checkpoint: Checkpoint) -> None:
+        tracker = _Tracker(lambda key_range, digests: checkpoint.finish_range(key_range.index, digests))
+        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="get")
+        slots = threading.BoundedSemaphore(self.options.workers * 4)
+        failures: list[BaseException] = []
+
+        def fetched(future: Future[None]) -> None:
+            slots.release()
+            if future.exception() is not None:
+                failures.append(future.exception())  # type: ignore[arg-type]
+
+        try:
+            for key_range, state in iter_states(self.store, ranges, self.when, workers=self._list_workers()):
+                if failures:
+                    raise failures[0]
+                if state is None:
+                    tracker.listed(key_range)
+                    continue
+                self._count(state)
+                if state.present:
+                    digest = name_digest(state.object_key) if self.options.sync else None
+                    tracker.present(key_range, digest, writes=1)
+                    slots.acquire()
+                    pool.submit(self._restore_item, key_range, state, writer, tracker).add_done_callback(fetched)
+                self._show(writer)
+            pool.shutdown(wait=True)
+            if failures:
+                raise failures[0]
+            writer.flush()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
+        assert state.version is not None
+        stored = self.store.get(state.object_key, state.version.version_id)
+        with self._lock:
+            self.summary.image_reads += 1
+            self.summary.legacy = self.summary.legacy or FORMAT not in stored.metadata
+        try:
+            image = json.loads(stored.body)
+        except ValueError as err:
+            raise BackupError(f"version {state.version.version_id} of {state.object_key} is not JSON: {err}") from err
+        writer.put(image, done=lambda: tracker.written(key_range))
+
+    # -- sync -------------------------------------------------------------------------------------
+
+    def _sync(self, target: Target, writer: BatchWriter | None, present: set[bytes]) -> None:
+        """Delete the target's items absent at T (a dry run counts them)."""
+        if self.options.keys:
+            keys: Iterable[dict[str, Any]] = (json.loads(text) for text in self.options.keys)
+        else:
+            keys = scan_keys(self.dynamodb, target.name, target.key_schema)
+        for key in keys:
+            if any(digest in present for digest in key_name_digests(key, target.key_schema)):
+                continue
+            if writer is None:
+                self.summary.deletes += 1
+            else:
+                writer.delete(key)
+            self._show(writer)
+
+    # -- reporting --------------------------------------------------------------------------------
+
+    def _show(self, writer: BatchWriter | None = None, *, force: bool = False) -> None:
+        if self.progress is None:
+            return
+        moment = time.monotonic()
+        if not force and moment - self._shown < PROGRESS_EVERY_SECONDS:
+            return
+        self._shown = moment
+        if writer is not None:
+            self.summary.puts, self.summary.deletes = writer.stats.puts, writer.stats.deletes
+        self.progress(self.summary)
+
+    def _warnings(self) -> None:
+        summary, options = self.summary, self.options
+        if summary.legacy:
+            summary.warnings.append(LEGACY_WARNING)
+        if summary.items == 0:
+            summary.warnings.append("the backup holds no versions for this restore (check --bucket, --prefix, --table)")
+        elif summary.puts == 0 and summary.earliest is not None and summary.earliest > options.at:
+            summary.warnings.append(
+                f"nothing existed at {epoch_to_iso(options.at)}: the earliest backup version was written at "
+                f"{epoch_to_iso(summary.earliest)}"
+            )
+
+
+def scan_keys(client: Any, table: str, schema: k.KeySchema) -> Iterable[dict[str, Any]]:
+    """Every item's key in ``table`` (a Scan projecting the key attributes)."""
+    names = {f"#k{index}": name for index, name in enumerate(schema.attribute_names)}
+    args: dict[str, Any] = {
+        "TableName": table,
+        "ProjectionExpression": ", ".join(names),
+        "ExpressionAttributeNames": names,
+    }
+    while True:
+        page = client.scan(**args)
+        for item in page.get("Items", []):
+            yield {name: item[name] for name in schema.attribute_names}
+        if not page.get("LastEvaluatedKey"):
+            return
+        args["ExclusiveStartKey"] = page["LastEvaluatedKey"]

@@ -1,0 +1,327 @@
+"""Writing items to DynamoDB: BatchWriteItem in 25s, retried until done, at a bounded rate.
+
+``UnprocessedItems`` and throttling errors are retried with exponential backoff and full jitter
+until the batch is written or a bounded time has passed (then a ``BackupError`` says how to resume).
+A token bucket in write units (1 unit per started KB of item) shared by every writer thread keeps
+the write rate; a bounded pool keeps the concurrency.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from ddb_backup import keys as k
+from ddb_backup.errors import BackupError
+
+MAX_BATCH = 25
+RETRYABLE = frozenset(
+    {
+        "ProvisionedThroughputExceededException",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+    }
+)
+DEFAULT_MAX_RETRY_SECONDS = 600.0
+BACKOFF_BASE = 0.05
+BACKOFF_CAP = 10.0
+RESUME_HINT = "run the same command again with --resume (lower --write-rate or raise the table's capacity first)"
+
+Done = Callable[[], None]
+
+
+# -- item sizes and the client's item shape ------------------------------------------------------
+
+
+def value_size(value: Mapping[str, Any]) -> int:
+    """DynamoDB's size of one typed value, in bytes (an estimate for numbers, as AWS documents)."""
+    ((kind, raw),) = value.items()
+    if kind == "S":
+        return len(raw.encode("utf-8"))
+    if kind == "N":
+        return len(str(raw).lstrip("-").replace(".", "")) // 2 + 1
+    if kind == "B":
+        return len(raw) * 3 // 4 if isinstance(raw, str) else len(raw)
+    if kind in ("SS", "NS", "BS"):
+        return sum(value_size({kind[0]: member}) for member in raw)
+    if kind == "L":
+        return 3 + sum(1 + value_size(member) for member in raw)
+    if kind == "M":
+        return 3 + sum(len(name.encode("utf-8")) + 1 + value_size(member) for name, member in raw.items())
+    return 1  # BOOL, NULL
+
+
+def item_size(item: Mapping[str, Any]) -> int:
+    return sum(len(name.encode("utf-8")) + value_size(value) for name, value in item.items())
+
+
+def write_units(item: Mapping[str, Any]) -> int:
+    """Write capacity units of one put: 1 per started KB."""
+    return max(1, math.ceil(item_size(item) / 1024))
+
+
+def to_client_value(value: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored value (binary as base64 text, as in stream events) as boto3 takes it (binary as bytes)."""
+    ((kind, raw),) = value.items()
+    if kind == "B":
+        return {"B": base64.b64decode(raw) if isinstance(raw, str) else raw}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(member) if isinstance(member, str) else member for member in raw]}
+    if kind == "L":
+        return {"L": [to_client_value(member) for member in raw]}
+    if kind == "M":
+        return {"M": {name: to_client_value(member) for name, member in raw.items()}}
+    return {kind: raw}
+
+
+def to_client_item(item: Mapping[str, Any]) -> dict[str, Any]:
+    return {name: to_client_value(value) for name, value in item.items()}
+
+
+def key_of(item: Mapping[str, Any], schema: k.KeySchema) -> dict[str, Any]:
+    """The key attributes of an item (as stored: binary as base64 text)."""
+    return {name: item[name] for name in schema.attribute_names}
+
+
+def key_identity(key: Mapping[str, Any]) -> str:
+    return k.key_json(key)
+
+
+# -- rate ----------------------------------------------------------------------------------------
+
+
+class RateLimiter:
+    """A token bucket of write units shared by all writers; ``None`` rate: no limit."""
+
+    def __init__(
+        self,
+        rate: float | None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.rate = rate
+        self._clock, self._sleep = clock, sleep
+        self._capacity = max(rate or 0.0, 1.0)
+        self._tokens = self._capacity
+        self._stamp = clock()
+        self._lock = threading.Lock()
+
+    def acquire(self, units: int) -> None:
+        """Take ``units``; waits while the bucket is empty (a request larger than a second's worth
+        goes through once the bucket is full, leaving a debt that later requests wait out)."""
+        if self.rate is None:
+            return
+        while True:
+            with self._lock:
+                now = self._clock()
+                self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self.rate)
+                self._stamp = now
+                if self._tokens >= min(units, self._capacity):
+                    self._tokens -= units
+                    return
+                wait = (min(units, self._capacity) - self._tokens) / self.rate
+            self._sleep(wait)
+
+
+# -- batches -------------------------------------------------------------------------------------
+
+
+@dataclass
+class _Request:
+    body: dict[str, Any]  # {"PutRequest": ...} or {"DeleteRequest": ...}
+    units: int
+    done: list[Done] = field(default_factory=list)
+
+
+@dataclass
+class WriteStats:
+    puts: int = 0
+    deletes: int = 0
+    batches: int = 0
+    retries: int = 0  # requests sent again (unprocessed or throttled)
+    throttled: int = 0  # throttling errors answered
+
+
+class BatchWriter:
+    """Collects puts and deletes into batches of 25 and writes them on a bounded pool.
+
+    ``done`` callbacks run once their request is written. The first failure is raised by the next
+    ``put``/``delete`` and by ``close``. Within a batch a key appears once (a later request for the
+    same key replaces the earlier one, as a later write would).
+    """
+
+    def __init__(
+        self,
+        client: Any,
+        table: str,
+        schema: k.KeySchema,
+        *,
+        workers: int = 4,
+        batch_size: int = MAX_BATCH,
+        limiter: RateLimiter | None = None,
+        max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.client, self.table, self.schema = client, table, schema
+        self.limiter = limiter or RateLimiter(None)
+        self.max_retry_seconds = max_retry_seconds
+        self.batch_size = max(1, min(batch_size, MAX_BATCH))
+        self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
+        self.stats = WriteStats()
+        self._batch: dict[str, _Request] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(workers * 2)
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="write")
+        self._futures: set[Future[None]] = set()
+        self._error: BaseException | None = None
+
+    def put(self, item: Mapping[str, Any], done: Done | None = None) -> None:
+        body = {"PutRequest": {"Item": to_client_item(item)}}
+        self._add(key_identity(key_of(item, self.schema)), _Request(body, write_units(item)), done)
+
+    def delete(self, key: Mapping[str, Any], done: Done | None = None) -> None:
+        body = {"DeleteRequest": {"Key": to_client_item(key)}}
+        self._add(key_identity(key), _Request(body, 1), done)
+
+    def _add(self, identity: str, request: _Request, done: Done | None) -> None:
+        self.raise_failure()
+        if done is not None:
+            request.done.append(done)
+        with self._lock:
+            earlier = self._batch.pop(identity, None)
+            if earlier is not None:
+                request.done[:0] = earlier.done
+            self._batch[identity] = request
+            full = self._take() if len(self._batch) >= self.batch_size else None
+        if full:
+            self._submit(full)
+
+    def _take(self) -> list[_Request]:
+        batch, self._batch = list(self._batch.values()), {}
+        return batch
+
+    def _submit(self, batch: list[_Request]) -> None:
+        self._slots.acquire()
+        future = self._pool.submit(self._write, batch)
+        with self._lock:
+            self._futures.add(future)
+        future.add_done_callback(self._finished)
+
+    def _finished(self, future: Future[None]) -> None:
+        self._slots.release()
+        with self._lock:
+            self._futures.discard(future)
+        error = future.exception()
+        if error is not None and self._error is None:
+            self._error = error
+
+    def raise_failure(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def flush(self) -> None:
+        """Send the partial batch."""
+        with self._lock:
+            batch = self._take()
+        if batch:
+            self._submit(batch)
+
+    def close(self) -> None:
+        """Flush, wait for every batch, raise the first failure."""
+        try:
+            self.flush()
+            while True:
+                with self._lock:
+                    pending = list(self._futures)
+                if not pending:
+                    break
+                for future in pending:
+                    future.exception()
+        finally:
+            self._pool.shutdown(wait=True)
+        self.raise_failure()
+
+    def abort(self) -> None:
+        """Stop without waiting for batches not yet started."""
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    # -- one batch, retried ------------------------------------------------------------------------
+
+    def _write(self, batch: list[_Request]) -> None:
+        if self._error is not None:
+            return  # another batch failed: stop spending capacity
+        pending = [request.body for request in batch]
+        units = {id(request.body): request.units for request in batch}
+        started, attempt = self._clock(), 0
+        while pending:
+            self.limiter.acquire(sum(units.get(id(body), 1) for body in pending))
+            pending = self._attempt(pending)
+            if not pending:
+                break
+            attempt += 1
+            self._retry_wait(attempt, started, len(pending))
+        with self._lock:
+            self.stats.batches += 1
+            for request in batch:
+                if "PutRequest" in request.body:
+                    self.stats.puts += 1
+                else:
+                    self.stats.deletes += 1
+        for request in batch:
+            for done in request.done:
+                done()
+
+    def _attempt(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """One BatchWriteItem; returns what is left to write (the same dicts, so units stay known)."""
+        try:
+            answer = self.client.batch_write_item(RequestItems={self.table: requests})
+        except ClientError as err:
+            code = str(err.response.get("Error", {}).get("Code", ""))
+            if code not in RETRYABLE:
+                raise BackupError(f"BatchWriteItem on {self.table!r} failed: {code}: {err}", RESUME_HINT) from err
+            with self._lock:
+                self.stats.throttled += 1
+            return requests
+        except BotoCoreError as err:
+            raise BackupError(f"BatchWriteItem on {self.table!r} failed: {err}", RESUME_HINT) from err
+        unprocessed = answer.get("UnprocessedItems", {}).get(self.table, [])
+        return _same_requests(requests, unprocessed)
+
+    def _retry_wait(self, attempt: int, started: float, left: int) -> None:
+        elapsed = self._clock() - started
+        if elapsed > self.max_retry_seconds:
+            raise BackupError(
+                f"BatchWriteItem on {self.table!r}: {left} items still unwritten after {elapsed:.0f} s of "
+                "throttling or unprocessed items",
+                RESUME_HINT,
+            )
+        with self._lock:
+            self.stats.retries += left
+        self._sleep(self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+
+
+def _same_requests(sent: list[dict[str, Any]], unprocessed: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The sent request dicts equal to the unprocessed ones (AWS answers copies)."""
+    if not unprocessed:
+        return []
+    left = list(unprocessed)
+    same = []
+    for request in sent:
+        if request in left:
+            left.remove(request)
+            same.append(request)
+    return same + left  # anything unmatched is retried as answered

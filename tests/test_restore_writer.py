@@ -1,0 +1,112 @@
+"""BatchWriter: batches of 25, retries of unprocessed and throttled writes, the rate, the time bound."""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+import pytest
+from botocore.exceptions import ClientError
+
+from ddb_backup import keys as k
+from ddb_backup.errors import BackupError
+from ddb_backup.restore.writer import BatchWriter, RateLimiter, item_size, write_units
+from fake_dynamodb import FakeDynamoDB
+
+SCHEMA = k.KeySchema("pk")
+
+
+class Clock:
+    """A fake clock that sleeping moves forward."""
+
+    def __init__(self) -> None:
+        self.now, self.slept = 0.0, 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+        self.slept += seconds
+
+
+def table() -> FakeDynamoDB:
+    dynamodb = FakeDynamoDB()
+    dynamodb.create_table(
+        TableName="t",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+    )
+    return dynamodb
+
+
+class Flaky:
+    """Answers the first ``n`` BatchWriteItem calls with an error or with half of the items unprocessed."""
+
+    def __init__(self, client: FakeDynamoDB, n: int, *, throttle: bool) -> None:
+        self.client, self.n, self.throttle, self.sizes = client, n, throttle, []
+
+    def batch_write_item(self, RequestItems: dict[str, list[dict[str, Any]]]) -> Any:
+        ((name, requests),) = RequestItems.items()
+        self.sizes.append(len(requests))
+        if self.n > 0:
+            self.n -= 1
+            if self.throttle:
+                error = {"Code": "ProvisionedThroughputExceededException", "Message": "slow down"}
+                raise ClientError({"Error": error}, "BatchWriteItem")
+            half = len(requests) // 2
+            self.client.batch_write_item(RequestItems={name: requests[:half]})
+            return {"UnprocessedItems": {name: requests[half:]}}
+        return self.client.batch_write_item(RequestItems=RequestItems)
+
+
+def writer(client: Any, clock: Clock, **kw: Any) -> BatchWriter:
+    return BatchWriter(client, "t", SCHEMA, workers=2, sleep=clock.sleep, clock=clock, rng=random.Random(1), **kw)
+
+
+@pytest.mark.parametrize("throttle", [False, True])
+def test_unprocessed_and_throttled_items_are_retried_until_written(throttle: bool) -> None:
+    dynamodb, clock = table(), Clock()
+    flaky = Flaky(dynamodb, 3, throttle=throttle)
+    done: list[int] = []
+    out = writer(flaky, clock)
+    for n in range(60):
+        out.put({"pk": {"S": f"k{n}"}, "b": {"B": "AAE="}}, done=lambda n=n: done.append(n))
+    out.close()
+    assert len(dynamodb.items["t"]) == 60 and sorted(done) == list(range(60))
+    assert max(flaky.sizes) == 25 and clock.slept > 0
+    assert dynamodb.items["t"]['{"pk":{"S":"k0"}}']["b"] == {"B": b"\x00\x01"}  # base64 text -> bytes
+    assert (out.stats.throttled > 0) == throttle and out.stats.retries > 0
+
+
+def test_retrying_stops_after_the_time_bound_with_a_resume_hint() -> None:
+    clock = Clock()
+    out = writer(Flaky(table(), 10**6, throttle=True), clock, max_retry_seconds=60)
+    out.put({"pk": {"S": "a"}})
+    with pytest.raises(BackupError, match="--resume"):
+        out.close()
+    assert 60 <= clock.now < 60 + 11  # one backoff (at most 10 s) past the bound
+
+
+def test_a_key_twice_in_a_batch_is_written_once_the_later_image_winning() -> None:
+    dynamodb, clock = table(), Clock()
+    out = writer(dynamodb, clock)
+    out.put({"pk": {"S": "a"}, "v": {"N": "1"}})
+    out.put({"pk": {"S": "a"}, "v": {"N": "2"}})
+    out.close()
+    assert dynamodb.items["t"] == {'{"pk":{"S":"a"}}': {"pk": {"S": "a"}, "v": {"N": "2"}}}
+
+
+def test_the_rate_limiter_spends_write_units_at_the_given_rate() -> None:
+    clock = Clock()
+    limiter = RateLimiter(100.0, clock=clock, sleep=clock.sleep)
+    for _ in range(30):
+        limiter.acquire(25)  # 750 units: 100 at once, 650 more at 100 per second
+    assert 6.4 <= clock.now <= 6.6
+
+
+def test_write_units_count_started_kilobytes() -> None:
+    assert write_units({"pk": {"S": "a"}}) == 1
+    item = {"pk": {"S": "ab"}, "n": {"N": "12345"}, "l": {"L": [{"BOOL": True}]}}
+    assert item_size(item) == (2 + 2) + (1 + 3) + (1 + 3 + 1 + 1)  # names + values; a list adds 3 + 1 each
+    assert write_units({"pk": {"S": "x" * 3000}}) == 3
