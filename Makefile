@@ -18,8 +18,8 @@ demo: $(STAMP)
 	$(BIN)/ddb-backup demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests scripts
-	$(BIN)/ruff format --check src tests scripts
+	$(BIN)/ruff check src tests scripts benchmarks
+	$(BIN)/ruff format --check src tests scripts benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,6 +32,9 @@ test: lint typecheck template-lint unit
 # 50,000 records through capture under 10% injected S3 faults; prints memory per window.
 soak: $(STAMP)
 	$(BIN)/python -m ddb_backup.soak --records 50000
+
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks
 
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
