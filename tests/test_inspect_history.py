@@ -103,3 +103,27 @@ def test_history_command_on_s3_with_plain_text_names_and_tenants() -> None:
     assert [v["event"] for v in data["versions"]] == ["insert", "modify"]
     assert data["versions"][1]["changes"]["added"] == ["v"]
     assert text.exit_code == 0 and "+v" in text.output and "modify" in text.output
+
+
+def test_plain_text_names_use_the_saved_schema_when_the_table_is_gone() -> None:
+    from moto import mock_aws
+
+    from ddb_backup.cli.common import Aws
+    from ddb_backup.cli.lookup import key_schema
+    from ddb_backup.keys import KeySchema
+    from ddb_backup.store.memory import MemoryStore
+    from ddb_backup.table_schema import save_schema
+
+    store = MemoryStore()
+    described = {
+        "TableName": "gone",
+        "KeySchema": [{"AttributeName": "z", "KeyType": "HASH"}, {"AttributeName": "a", "KeyType": "RANGE"}],
+        "AttributeDefinitions": [
+            {"AttributeName": "z", "AttributeType": "S"},
+            {"AttributeName": "a", "AttributeType": "N"},
+        ],
+    }
+    save_schema(store, "p", described)
+    with mock_aws():  # GIVEN no live table of that name
+        assert key_schema(Aws(region="us-east-1"), "gone") is None
+        assert key_schema(Aws(region="us-east-1"), "gone", store, "p") == KeySchema("z", "a")

@@ -43,7 +43,7 @@ def diff(
     store = aws.store(bucket)
     counts = DiffCounts()
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
-    changes = diff_table(store, ranges, start, end, counts, schema=key_schema(aws, table))
+    changes = diff_table(store, ranges, start, end, counts, schema=key_schema(aws, table, store, prefix))
     if as_json:
         listed = [change.as_dict() for change in changes]
         echo_json({"from": epoch_to_iso(start), "to": epoch_to_iso(end), "counts": counts.as_dict(), "changes": listed})

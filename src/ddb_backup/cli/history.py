@@ -37,7 +37,7 @@ def history(
     """
     store = aws.store(bucket)
     key = parse_key(key_text)
-    schema = key_schema(aws, table) if len(key) > 1 else None
+    schema = key_schema(aws, table, store, prefix) if len(key) > 1 else None
     object_key = locate_item(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
     entries = item_history(store, object_key)
     if as_json:

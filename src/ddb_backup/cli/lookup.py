@@ -8,6 +8,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import keys as k
 from ddb_backup.cli.common import Aws
+from ddb_backup.store import ObjectStore
+from ddb_backup.table_schema import load_schema
 
 
 def describe_table(aws: Aws, table: str) -> dict[str, Any] | None:
@@ -19,9 +21,12 @@ def describe_table(aws: Aws, table: str) -> dict[str, Any] | None:
     return description
 
 
-def key_schema(aws: Aws, table: str) -> k.KeySchema | None:
-    """For plain-text names: from the live table when reachable, else None (MD5 names only)."""
+def key_schema(aws: Aws, table: str, store: ObjectStore | None = None, prefix: str = "") -> k.KeySchema | None:
+    """For plain-text names: from the live table when reachable, else from the schema a full backup saved
+    with the backup, else None (MD5 names only)."""
     description = describe_table(aws, table)
+    if description is None and store is not None:
+        description = load_schema(store, prefix, table)
     return None if description is None else k.KeySchema.from_describe_table(description)
 
 
