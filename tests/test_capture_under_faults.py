@@ -163,7 +163,9 @@ def test_restore_under_s3_faults_and_thirty_percent_throttling_equals_the_model(
     writes = FaultyDynamoDB(fake, throttle_rate=0.15, unprocessed_rate=0.15, seed=5)
     for number, at in enumerate([times[0] - 1, times[len(times) // 3], times[len(times) // 2] + 0.5, times[-1]]):
         target = f"restored-{number}"
-        options = RestoreOptions(bucket="b", source=TABLE, target=target, at=at, checkpoint=tmp_path / f"{number}.json")
+        options = RestoreOptions(
+            bucket="b", source=TABLE, target=target, at=at, checkpoint=tmp_path / f"{number}.json", batch_size=5
+        )
         restore(options, reads, writes, now=lambda: times[-1] + 60)
         # THEN each equals the model's table at that moment
         restored = {k.key_json({"pk": item["pk"], "sk": item["sk"]}): item for item in fake.dump(target).values()}

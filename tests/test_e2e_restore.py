@@ -193,7 +193,7 @@ def test_throttling_and_unprocessed_items_lose_nothing(
     ddb, s3 = make_client("dynamodb"), make_client("s3")
     store = backed_up_items(s3, 150, time.time() - 100)
     source_table(ddb)
-    throttling = FaultyDynamoDB(ddb, throttle_rate=0.15, unprocessed_rate=0.15, seed=7)
+    throttling = FaultyDynamoDB(ddb, throttle_rate=0.25, unprocessed_rate=0.25, seed=7)
     options = RestoreOptions(
         bucket="bk-restore",
         source="orders",
@@ -201,6 +201,7 @@ def test_throttling_and_unprocessed_items_lose_nothing(
         at=time.time(),
         checkpoint=tmp_path / "c.json",
         workers=8,
+        batch_size=5,  # about 30 batches: both kinds of fault are all but certain to come up
     )
     # WHEN the restore runs against it
     summary = restore(options, store, throttling)
