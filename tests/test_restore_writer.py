@@ -10,7 +10,8 @@ from botocore.exceptions import ClientError
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError
-from ddb_backup.restore.writer import BatchWriter, RateLimiter, item_size, write_units
+from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.restore.writer import BatchWriter, item_size, write_units
 from fake_dynamodb import FakeDynamoDB
 
 SCHEMA = k.KeySchema("pk")
@@ -99,10 +100,11 @@ def test_a_key_twice_in_a_batch_is_written_once_the_later_image_winning() -> Non
 
 def test_the_rate_limiter_spends_write_units_at_the_given_rate() -> None:
     clock = Clock()
-    limiter = RateLimiter(100.0, clock=clock, sleep=clock.sleep)
+    limiter = TokenBucket(100.0, clock=clock, sleep=clock.sleep)
     for _ in range(30):
-        limiter.acquire(25)  # 750 units: 100 at once, 650 more at 100 per second
-    assert 6.4 <= clock.now <= 6.6
+        limiter.wait()
+        limiter.spend(25)  # 750 units: 100 at once, the rest at 100 per second (the last is paid after)
+    assert 6.2 <= clock.now <= 6.3
 
 
 def test_write_units_count_started_kilobytes() -> None:

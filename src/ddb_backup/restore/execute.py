@@ -23,13 +23,14 @@ from typing import Any
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
 from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
 from ddb_backup.restore.state import iter_states
 from ddb_backup.restore.target import Target, describe, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
-from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, RateLimiter
+from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.version_meta import FORMAT, epoch_to_iso
 
@@ -350,7 +351,7 @@ class _Restore:
             target.key_schema,
             workers=max(2, self.options.workers // 4),
             batch_size=self.options.batch_size,
-            limiter=RateLimiter(self.options.write_rate),
+            limiter=TokenBucket(self.options.write_rate) if self.options.write_rate else None,
             max_retry_seconds=self.options.max_retry_seconds,
         )
 

@@ -22,6 +22,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError
+from ddb_backup.ratelimit import TokenBucket
 
 MAX_BATCH = 25
 RETRYABLE = frozenset(
@@ -101,40 +102,6 @@ def key_identity(key: Mapping[str, Any]) -> str:
 # -- rate ----------------------------------------------------------------------------------------
 
 
-class RateLimiter:
-    """A token bucket of write units shared by all writers; ``None`` rate: no limit."""
-
-    def __init__(
-        self,
-        rate: float | None,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], None] = time.sleep,
-    ) -> None:
-        self.rate = rate
-        self._clock, self._sleep = clock, sleep
-        self._capacity = max(rate or 0.0, 1.0)
-        self._tokens = self._capacity
-        self._stamp = clock()
-        self._lock = threading.Lock()
-
-    def acquire(self, units: int) -> None:
-        """Take ``units``; waits while the bucket is empty (a request larger than a second's worth
-        goes through once the bucket is full, leaving a debt that later requests wait out)."""
-        if self.rate is None:
-            return
-        while True:
-            with self._lock:
-                now = self._clock()
-                self._tokens = min(self._capacity, self._tokens + (now - self._stamp) * self.rate)
-                self._stamp = now
-                if self._tokens >= min(units, self._capacity):
-                    self._tokens -= units
-                    return
-                wait = (min(units, self._capacity) - self._tokens) / self.rate
-            self._sleep(wait)
-
-
 # -- batches -------------------------------------------------------------------------------------
 
 
@@ -170,14 +137,14 @@ class BatchWriter:
         *,
         workers: int = 4,
         batch_size: int = MAX_BATCH,
-        limiter: RateLimiter | None = None,
+        limiter: TokenBucket | None = None,
         max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
     ) -> None:
         self.client, self.table, self.schema = client, table, schema
-        self.limiter = limiter or RateLimiter(None)
+        self.limiter = limiter
         self.max_retry_seconds = max_retry_seconds
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
         self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
@@ -268,7 +235,9 @@ class BatchWriter:
         units = {id(request.body): request.units for request in batch}
         started, attempt = self._clock(), 0
         while pending:
-            self.limiter.acquire(sum(units.get(id(body), 1) for body in pending))
+            if self.limiter is not None:
+                self.limiter.wait()
+                self.limiter.spend(sum(units.get(id(body), 1) for body in pending))
             pending = self._attempt(pending)
             if not pending:
                 break
