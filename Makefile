@@ -47,7 +47,7 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 package: $(STAMP)
-	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda.zip
+	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda.zip --bytecode
 
 $(CHECKOV_STAMP):
 	rm -rf $(CHECKOV_VENV)

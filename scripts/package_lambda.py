@@ -9,7 +9,14 @@ the handler's import path does not use them.
 The zip is reproducible: sorted entries, fixed timestamps and modes, so an unchanged build gives
 the same bytes and ``sam deploy`` sees nothing to upload.
 
-Usage: python scripts/package_lambda.py [--out dist/ddb-backup-lambda.zip]
+With ``--bytecode-python PATH`` (a Python 3.12, the runtime's), the zip also carries bytecode compiled
+with hash-based invalidation: Lambda's file system is read-only, so without it every cold start
+compiles the package and Powertools from source.
+
+Measured with Python 3.12 here: importing the handler after boto3 took 150 ms of CPU from sources and
+42 ms with bytecode (boto3 itself: about 300 ms).
+
+Usage: python scripts/package_lambda.py [--out dist/ddb-backup-lambda.zip] [--bytecode | --bytecode-python PY]
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ PACKAGE = "ddb_backup"
 ZIP_REQUIREMENTS = ("aws-lambda-powertools",)
 LAMBDA_PYTHON = "3.12"
 LAMBDA_PLATFORM = "manylinux2014_aarch64"
+LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the file names bytecode records
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIPPED_PARTS = {"__pycache__", "bin"}
 NATIVE_SUFFIXES = (".so", ".pyd", ".dylib")
@@ -70,16 +78,45 @@ def copy_package(source: Path, target: Path) -> None:
     shutil.copytree(source, target / source.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
 
 
-def files_under(root: Path) -> Iterator[Path]:
+def find_lambda_python() -> str | None:
+    """A Python of the Lambda runtime's version on this machine: ``python3.12`` on PATH, or pyenv's."""
+    candidates = [shutil.which(f"python{LAMBDA_PYTHON}") or ""]
+    candidates += sorted(str(p) for p in Path.home().glob(f".pyenv/versions/{LAMBDA_PYTHON}*/bin/python"))
+    for candidate in filter(None, candidates):
+        probe = subprocess.run([candidate, "-c", "import sys; print(sys.version_info[:2])"], capture_output=True)
+        if probe.returncode == 0 and probe.stdout.strip() == str(tuple(map(int, LAMBDA_PYTHON.split(".")))).encode():
+            return candidate
+    return None
+
+
+def compile_bytecode(staging: Path, python: str) -> None:
+    """``__pycache__/*.cpython-312.pyc`` beside every source, checked by hash and naming files as they lie
+    in Lambda (no timestamps, no build folder: the same sources give the same bytes)."""
+    version = subprocess.run(
+        [python, "-c", "import sys; print('%d.%d' % sys.version_info[:2])"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    if version != LAMBDA_PYTHON:
+        raise SystemExit(f"--bytecode-python {python} is Python {version}; the Lambda runtime is {LAMBDA_PYTHON}")
+    command = [
+        python, "-m", "compileall", "-q", "-j", "0", "--invalidation-mode", "unchecked-hash",
+        "-s", str(staging), "-p", LAMBDA_TASK_ROOT, str(staging),
+    ]  # fmt: skip
+    subprocess.run(command, check=True)
+
+
+def files_under(root: Path, *, bytecode: bool = False) -> Iterator[Path]:
+    skipped = SKIPPED_PARTS - {"__pycache__"} if bytecode else SKIPPED_PARTS
     for path in sorted(root.rglob("*")):
         relative = path.relative_to(root)
-        if path.is_file() and not SKIPPED_PARTS.intersection(relative.parts) and path.suffix != ".pyc":
+        if not path.is_file() or skipped.intersection(relative.parts):
+            continue
+        if path.suffix != ".pyc" or (bytecode and f"cpython-{LAMBDA_PYTHON.replace('.', '')}" in path.name):
             yield relative
 
 
-def write_zip(staging: Path, out: Path) -> ZipSummary:
+def write_zip(staging: Path, out: Path, *, bytecode: bool = False) -> ZipSummary:
     out.parent.mkdir(parents=True, exist_ok=True)
-    names = [path.as_posix() for path in files_under(staging)]
+    names = [path.as_posix() for path in files_under(staging, bytecode=bytecode)]
     with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED, compresslevel=9) as archive:
         for name in names:
             info = zipfile.ZipInfo(name, date_time=FIXED_TIME)
@@ -90,20 +127,31 @@ def write_zip(staging: Path, out: Path) -> ZipSummary:
     return ZipSummary(out, len(names), out.stat().st_size, native)
 
 
-def build_zip(out: Path = DEFAULT_OUT, *, source: Path = ROOT / "src" / PACKAGE) -> ZipSummary:
+def build_zip(
+    out: Path = DEFAULT_OUT, *, source: Path = ROOT / "src" / PACKAGE, bytecode_python: str | None = None
+) -> ZipSummary:
     """Build the function's zip at ``out`` and say what it holds."""
     with tempfile.TemporaryDirectory(prefix="ddb-backup-lambda-") as tmp:
         staging = Path(tmp)
         install_requirements(staging, [pinned(name) for name in ZIP_REQUIREMENTS])
         copy_package(source, staging)
-        return write_zip(staging, out)
+        if bytecode_python:
+            compile_bytecode(staging, bytecode_python)
+        return write_zip(staging, out, bytecode=bool(bytecode_python))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"zip to write (default {DEFAULT_OUT})")
+    parser.add_argument(
+        "--bytecode-python", metavar="PYTHON", help=f"a Python {LAMBDA_PYTHON} to compile bytecode for the zip with"
+    )
+    parser.add_argument("--bytecode", action="store_true", help=f"find a Python {LAMBDA_PYTHON} to do that")
     args = parser.parse_args(argv)
-    summary = build_zip(args.out.resolve())
+    python = args.bytecode_python or (find_lambda_python() if args.bytecode else None)
+    if args.bytecode and python is None:
+        print(f"no Python {LAMBDA_PYTHON} found: the zip carries sources only (slower cold starts)", file=sys.stderr)
+    summary = build_zip(args.out.resolve(), bytecode_python=python)
     native = len(summary.native_files)
     print(f"{summary.path}: {summary.files} files, {summary.size / 1e6:.2f} MB, native files: {native}")
     if summary.native_files:

@@ -151,3 +151,26 @@ def test_the_packaged_handler_backs_up_a_batch_on_the_lambda_runtime_alone(
     assert result["files"]["boto3"].startswith(str(lambda_python.parent.parent))
     versions = list(S3Store(s3, "bk-package").list_versions("backups/"))
     assert [row.key for row in versions] == ["backups/orders/a | 1", "backups/orders/a | 1"]
+
+
+def test_bytecode_for_the_runtime_is_compiled_reproducibly(packager: ModuleType, tmp_path: Path) -> None:
+    # GIVEN this machine's Python of the Lambda runtime's version (the CI machine has one too)
+    python = packager.find_lambda_python()
+    assert python is not None, f"no Python {packager.LAMBDA_PYTHON} found: `make package` would ship sources only"
+    staging = tmp_path / "staging"
+    (staging / "pkg").mkdir(parents=True)
+    (staging / "pkg" / "a.py").write_text("A = 1\n")
+    # WHEN bytecode is compiled twice, from two different build folders
+    packager.compile_bytecode(staging, python)
+    first = packager.write_zip(staging, tmp_path / "one.zip", bytecode=True)
+    moved = tmp_path / "elsewhere"
+    staging.rename(moved)
+    for stale in moved.rglob("*.pyc"):
+        stale.unlink()
+    packager.compile_bytecode(moved, python)
+    second = packager.write_zip(moved, tmp_path / "two.zip", bytecode=True)
+    # THEN the zip holds the runtime's bytecode, named as Lambda sees it, and the same bytes both times
+    with zipfile.ZipFile(first.path) as zipped:
+        assert f"pkg/__pycache__/a.cpython-{packager.LAMBDA_PYTHON.replace('.', '')}.pyc" in zipped.namelist()
+        assert b"/var/task/pkg/a.py" in zipped.read("pkg/__pycache__/a.cpython-312.pyc")
+    assert first.path.read_bytes() == second.path.read_bytes()
