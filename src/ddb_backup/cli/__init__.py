@@ -49,8 +49,10 @@ def cli() -> None:
     """Continuous DynamoDB backups in a versioned S3 bucket, and exact point-in-time restore.
 
     \b
-    Exit codes: 0 success, 1 a check found a difference (verify, demo), 2 a usage or
-    user error (the message says how to fix it), 3 an AWS or storage error.
+    Exit codes: 0 success, 1 a check found a difference (verify, demo) or the stream
+    lost records before they were read (run), 2 a usage or user error (the message says
+    how to fix it), 3 an AWS or storage error, 130 interrupted (restore: --resume).
+    Each command's --help has an example and its own exit codes.
     """
 
 
