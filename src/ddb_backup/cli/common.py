@@ -53,3 +53,20 @@ def bucket_options(command: F) -> F:
         command
     )
     return click.option("--bucket", required=True, help="The backup bucket (BackupBucket).")(command)
+
+
+def naming_options(*, detect: bool = False) -> Callable[[F], F]:
+    """``--plain-text/--no-plain-text`` and ``--tenant-column``: the function's object naming settings.
+    With ``detect``, ``--plain-text`` defaults to None (the command looks at the bucket)."""
+    plain_help = "Object names as the function writes them (PlainTextKeyAsFilename)"
+    plain_help += "; default: detected from the bucket." if detect else "."
+
+    def decorate(command: F) -> F:
+        command = click.option("--tenant-column", default=None, help="The function's MultiTenancyColumn, if set.")(
+            command
+        )
+        return click.option(
+            "--plain-text/--no-plain-text", default=None if detect else False, show_default=not detect, help=plain_help
+        )(command)
+
+    return decorate

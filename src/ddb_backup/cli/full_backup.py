@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
@@ -34,13 +34,7 @@ from ddb_backup.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackup
     show_default=True,
     help="Concurrent writes to the bucket.",
 )
-@click.option(
-    "--plain-text/--no-plain-text",
-    default=False,
-    show_default=True,
-    help="Name objects as the function does with PlainTextKeyAsFilename=true.",
-)
-@click.option("--tenant-column", default=None, help="The function's MultiTenancyColumn, if it has one.")
+@naming_options()
 @aws_options
 def full_backup(
     aws: Aws,

@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.errors import UserError
 
 
@@ -45,10 +45,7 @@ def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
     help="Where to remember progress (default: s3://BUCKET/[PREFIX/]~ddb-backup/checkpoints/TABLE.json).",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True, help="Records per batch.")
-@click.option(
-    "--plain-text/--no-plain-text", default=False, show_default=True, help="As the function's PlainTextKeyAsFilename."
-)
-@click.option("--tenant-column", default=None, help="As the function's MultiTenancyColumn.")
+@naming_options()
 @aws_options
 def run(
     aws: Aws,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
 from ddb_backup.errors import UserError
@@ -31,12 +31,7 @@ DRIFT_HINT = (
 @click.option("--segments", default=DEFAULT_SEGMENTS, show_default=True, help="Parallel scan segments.")
 @click.option("--read-rate", type=float, help="Read capacity units per second to use at most (default: no limit).")
 @click.option("--grace", default="60s", show_default=True, help="Differences younger than this are in flight.")
-@click.option(
-    "--plain-text/--no-plain-text",
-    default=None,
-    help="Object names as the function writes them (PlainTextKeyAsFilename); default: detected from the bucket.",
-)
-@click.option("--tenant-column", help="The function's MultiTenancyColumn, if set.")
+@naming_options(detect=True)
 @json_option
 @aws_options
 def verify(
