@@ -18,6 +18,7 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ddb_backup.errors import UserError
+from ddb_backup.keys import prefix_parts
 from ddb_backup.table_schema import OWN_FOLDER
 
 CHECKPOINT_FORMAT = 1
@@ -109,8 +110,7 @@ class S3Checkpoints:
 
 def default_location(bucket: str, prefix: str, table: str) -> str:
     """``s3://B/[prefix/]~ddb-backup/checkpoints/<table>.json``: next to the backup, outside item folders."""
-    parts = [part for part in prefix.strip("/").split("/") if part]
-    return S3_SCHEME + "/".join([bucket, *parts, OWN_FOLDER, "checkpoints", f"{table}.json"])
+    return S3_SCHEME + "/".join([bucket, *prefix_parts(prefix), OWN_FOLDER, "checkpoints", f"{table}.json"])
 
 
 def open_checkpoints(location: str, s3_client: Callable[[], Any]) -> CheckpointStore:

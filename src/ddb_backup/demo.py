@@ -11,13 +11,11 @@ With ``chaos``, S3 requests fail at random and DynamoDB throttles, and nothing m
 from __future__ import annotations
 
 import logging
-import os
 import random
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,7 +24,7 @@ from ddb_backup import keys as k
 from ddb_backup.aws import make_client
 from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.checkpoint import FileCheckpoints
-from ddb_backup.emulator import local_credentials, moto_server, reset
+from ddb_backup.emulator import environment, local_credentials, moto_server, reset
 from ddb_backup.faults import FaultyDynamoDB, FaultyStore
 from ddb_backup.full_backup import FullBackupOptions, run_full_backup
 from ddb_backup.records import lambda_record
@@ -63,20 +61,6 @@ class PointCheck:
     metadata_reads: int
     seconds: float
     match: bool
-
-
-@contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 def create_table(dynamodb: Any, table: str, *, stream: bool = True) -> str:

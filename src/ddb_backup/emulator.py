@@ -6,7 +6,7 @@ import logging
 import os
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 LOCAL_CREDENTIALS = {
@@ -50,10 +50,10 @@ def reset(url: str) -> None:
 
 
 @contextmanager
-def local_credentials() -> Iterator[None]:
-    """Dummy credentials and region for the emulator, restored afterwards."""
-    saved = {name: os.environ.get(name) for name in LOCAL_CREDENTIALS}
-    os.environ.update(LOCAL_CREDENTIALS)
+def environment(values: dict[str, str]) -> Iterator[None]:
+    """Set environment variables for a while, then put back what was there."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
     try:
         yield
     finally:
@@ -62,6 +62,11 @@ def local_credentials() -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def local_credentials() -> AbstractContextManager[None]:
+    """Dummy credentials and region for the emulator, restored afterwards."""
+    return environment(LOCAL_CREDENTIALS)
 
 
 def fix_moto_key_marker() -> None:

@@ -32,7 +32,7 @@ from ddb_backup.records import to_lambda_value
 from ddb_backup.scan import scan_pages
 from ddb_backup.settings import require_versioning
 from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
-from ddb_backup.table_schema import save_schema, schema_object_key
+from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
 
@@ -262,18 +262,15 @@ class FullBackup:
                 self.on_progress(self.summary)
 
 
-def describe_table(dynamodb: Any, table: str) -> dict[str, Any]:
+def describe_source(dynamodb: Any, table: str) -> dict[str, Any]:
     """DescribeTable's ``Table``; a missing table is the user's to fix."""
-    try:
-        answer: dict[str, Any] = dynamodb.describe_table(TableName=table)["Table"]
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            raise UserError(
-                f"table {table!r} does not exist in this region",
-                hint="check --table and --region (or AWS_REGION / --endpoint-url)",
-            ) from err
-        raise
-    return answer
+    description = describe_table(dynamodb, table)
+    if description is None:
+        raise UserError(
+            f"table {table!r} does not exist in this region",
+            hint="check --table and --region (or AWS_REGION / --endpoint-url)",
+        )
+    return description
 
 
 def time_to_live_of(dynamodb: Any, table: str) -> dict[str, Any] | None:
@@ -299,7 +296,7 @@ def run_full_backup(
     if options.segments < 1:
         raise UserError(f"--segments must be at least 1, got {options.segments}", hint="--segments 4")
     require_versioning(bucket, store.versioning_enabled())
-    description = describe_table(dynamodb, table)
+    description = describe_source(dynamodb, table)
     save_schema(store, options.prefix, description, time_to_live=time_to_live_of(dynamodb, table))
     backup = FullBackup(
         dynamodb, store, table, k.KeySchema.from_describe_table(description), options, on_progress=on_progress

@@ -165,9 +165,14 @@ def tenant_segment(tenant: Mapping[str, Any] | None) -> str:
     return escape_segment(text)
 
 
+def prefix_parts(prefix: str) -> list[str]:
+    """The BackupPrefix's folders: no leading, trailing or empty segments."""
+    return [part for part in prefix.strip("/").split("/") if part]
+
+
 def table_prefix(prefix: str, table: str, tenant: str | None = None) -> str:
     """``[prefix/]table/[tenant/]``: where a table's (or a tenant's) objects live, ending in ``/``."""
-    parts = [part for part in prefix.strip("/").split("/") if part] if prefix else []
+    parts = prefix_parts(prefix)
     parts.append(escape_segment(table))
     if tenant is not None:
         parts.append(tenant)

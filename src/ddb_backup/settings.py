@@ -32,6 +32,16 @@ def parse_bool(name: str, value: str | None) -> bool:
     raise SettingsError(f"{name}={value!r} is not a boolean: use true or false (also 1/0, yes/no)")
 
 
+def clean_prefix(prefix: str) -> str:
+    """The BackupPrefix without surrounding spaces and slashes; ``.`` and ``..`` folders are refused."""
+    cleaned = prefix.strip().strip("/")
+    if any(part in (".", "..") for part in cleaned.split("/")):
+        raise SettingsError(
+            f"{BACKUP_PREFIX}={prefix!r} must not contain '.' or '..' path segments: use the function's BackupPrefix"
+        )
+    return cleaned
+
+
 @dataclass(frozen=True)
 class Settings:
     bucket: str
@@ -48,9 +58,7 @@ class Settings:
                 f"{BACKUP_BUCKET} is not set: set the function's environment variable {BACKUP_BUCKET} "
                 "to the name of a versioned S3 bucket"
             )
-        prefix = env.get(BACKUP_PREFIX, "").strip().strip("/")
-        if any(part in (".", "..") for part in prefix.split("/")):
-            raise SettingsError(f"{BACKUP_PREFIX}={prefix!r} must not contain '.' or '..' path segments")
+        prefix = clean_prefix(env.get(BACKUP_PREFIX, ""))
         return cls(
             bucket=bucket,
             prefix=prefix,

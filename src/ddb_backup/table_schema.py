@@ -11,6 +11,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from botocore.exceptions import ClientError
+
 from ddb_backup import keys as k
 from ddb_backup.store import NoSuchVersion, ObjectStore
 
@@ -20,10 +22,20 @@ ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"
 
 
+def describe_table(dynamodb: Any, table: str) -> dict[str, Any] | None:
+    """DescribeTable's ``Table``, or None when there is no such table."""
+    try:
+        answer: dict[str, Any] = dynamodb.describe_table(TableName=table)["Table"]
+    except ClientError as err:
+        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
+            return None
+        raise
+    return answer
+
+
 def schema_object_key(prefix: str, table: str) -> str:
     """``[prefix/]~ddb-backup/tables/<TableName>/schema.json``."""
-    parts = [part for part in prefix.strip("/").split("/") if part] if prefix else []
-    return "/".join([*parts, OWN_FOLDER, "tables", k.escape_segment(table), "schema.json"])
+    return "/".join([*k.prefix_parts(prefix), OWN_FOLDER, "tables", k.escape_segment(table), "schema.json"])
 
 
 def _throughput(value: Mapping[str, Any] | None) -> dict[str, int] | None:

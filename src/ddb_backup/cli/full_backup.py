@@ -6,8 +6,9 @@ import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.progress import progress
-from ddb_backup.errors import BackupError, UserError
+from ddb_backup.errors import BackupError
 from ddb_backup.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
+from ddb_backup.settings import clean_prefix
 
 
 @click.command("full-backup")
@@ -64,10 +65,8 @@ def full_backup(
     """
     from ddb_backup.full_backup import run_full_backup
 
-    if any(part in (".", "..") for part in prefix.strip("/").split("/")):
-        raise UserError(f"--prefix {prefix!r} has a '.' or '..' segment", hint="use the function's BackupPrefix")
     options = FullBackupOptions(
-        prefix=prefix.strip("/"),
+        prefix=clean_prefix(prefix),
         plain_text=plain_text,
         tenant_column=tenant_column or None,
         segments=segments,

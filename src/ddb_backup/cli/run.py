@@ -11,7 +11,6 @@ from typing import Any
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
-from ddb_backup.errors import UserError
 
 
 @contextmanager
@@ -75,12 +74,10 @@ def run(
     """
     from ddb_backup.checkpoint import default_location, open_checkpoints
     from ddb_backup.handler import build_runtime
-    from ddb_backup.settings import Settings
+    from ddb_backup.settings import Settings, clean_prefix
     from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler, stream_arn_for
 
-    if any(part in (".", "..") for part in prefix.strip("/").split("/")):
-        raise UserError(f"--prefix {prefix!r} has a '.' or '..' segment", hint="use the function's BackupPrefix")
-    settings = Settings(bucket, prefix.strip("/"), plain_text, tenant_column or None)
+    settings = Settings(bucket, clean_prefix(prefix), plain_text, tenant_column or None)
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)

@@ -28,10 +28,11 @@ from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default
 from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
 from ddb_backup.restore.state import iter_states
-from ddb_backup.restore.target import Target, describe, prepare_target, source_schema
+from ddb_backup.restore.target import Target, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter
 from ddb_backup.store import ObjectStore, StoreError
+from ddb_backup.table_schema import describe_table
 from ddb_backup.version_meta import FORMAT, epoch_to_iso
 
 DEFAULT_WORKERS = 64
@@ -261,7 +262,7 @@ class _Restore:
             self.options = options = replace(options, at=checkpoint.query.at)
             self.when = PointInTime(options.at, options.max_lag)
         schema = source_schema(self.store, self.dynamodb, options.prefix, options.source)
-        schema = schema or describe(self.dynamodb, options.target)
+        schema = schema or describe_table(self.dynamodb, options.target)
         target = prepare_target(
             self.dynamodb,
             options.target,

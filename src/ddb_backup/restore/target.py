@@ -13,12 +13,10 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import ClientError
-
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.store import ObjectStore
-from ddb_backup.table_schema import create_table_args, load_schema
+from ddb_backup.table_schema import create_table_args, describe_table, load_schema
 
 ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"
@@ -35,20 +33,9 @@ class Target:
     exists: bool = True  # False only in a dry run that would create it
 
 
-def describe(client: Any, table: str) -> dict[str, Any] | None:
-    """DescribeTable's ``Table``, or None when there is no such table."""
-    try:
-        answer: dict[str, Any] = client.describe_table(TableName=table)["Table"]
-    except ClientError as err:
-        if err.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-            return None
-        raise
-    return answer
-
-
 def source_schema(store: ObjectStore, client: Any, prefix: str, source: str) -> dict[str, Any] | None:
     """The source table's schema: the one saved with the backup, else the live table's."""
-    return load_schema(store, prefix, source) or describe(client, source)
+    return load_schema(store, prefix, source) or describe_table(client, source)
 
 
 def is_empty(client: Any, table: str) -> bool:
@@ -67,7 +54,7 @@ def prepare_target(
     sleep: Callable[[float], None] = time.sleep,
 ) -> Target:
     """Find or create the target; refuse a non-empty one unless told to overwrite (or resuming)."""
-    existing = describe(client, target)
+    existing = describe_table(client, target)
     if existing is not None:
         key_schema = k.KeySchema.from_describe_table(existing)
         if schema is not None and k.KeySchema.from_describe_table(schema) != key_schema:
@@ -99,7 +86,7 @@ def prepare_target(
 def wait_active(client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:
     deadline = time.monotonic() + ACTIVE_TIMEOUT_SECONDS
     while time.monotonic() < deadline:
-        table_description = describe(client, table)
+        table_description = describe_table(client, table)
         if table_description is not None and table_description.get("TableStatus", "ACTIVE") == "ACTIVE":
             return
         sleep(1.0)
