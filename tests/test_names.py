@@ -12,9 +12,11 @@ from hypothesis import strategies as st
 
 from ddb_backup import keys as k
 from ddb_backup.settings import Settings, SettingsError
+from hypothesis_profiles import scaled
 
 HASH_RANGE = k.KeySchema("pk", "sk")
-DERANDOMISED = settings(derandomize=True, max_examples=400, deadline=None, suppress_health_check=list(HealthCheck))
+# Derandomised in `make test` (the profile in hypothesis_profiles), random and longer in `make soak`.
+PROPERTY = settings(max_examples=scaled(400), deadline=None, suppress_health_check=list(HealthCheck))
 
 # Text that stresses the separator and the escapes: pipes, the separator itself, escapes, dots,
 # slashes, digits, unicode of 2 to 4 UTF-8 bytes, controls.
@@ -76,7 +78,7 @@ def test_the_md5_fallback_can_never_be_a_plain_text_name() -> None:
     assert names.object_key({"pk": {"S": digest}}) == f"p/t/{digest}"
 
 
-@DERANDOMISED
+@PROPERTY
 @given(st.data(), KEY_TYPES, KEY_TYPES, PREFIXES)
 def test_plain_text_object_keys_are_one_to_one(
     data: st.DataObject, hash_type: str, range_type: str, prefix: str
@@ -96,7 +98,7 @@ def test_plain_text_object_keys_are_one_to_one(
         assert names.object_key(key_a) != names.object_key(key_b)
 
 
-@DERANDOMISED
+@PROPERTY
 @given(
     KEY_TYPES.flatmap(
         lambda t: st.lists(TYPED[t], min_size=2, max_size=2, unique_by=lambda v: str(k.canonical_key({"h": v})))
@@ -132,7 +134,7 @@ def test_a_hashed_tenant_cannot_be_an_escaped_value_nor_the_missing_tenant() -> 
     assert k.tenant_segment({"S": "é" * 100}) == "é" * 100  # 200 bytes: still plain
 
 
-@DERANDOMISED
+@PROPERTY
 @given(KEY_VALUES, KEY_VALUES, TENANT_VALUES, PREFIXES, TABLES, st.booleans())
 def test_every_key_fits_in_every_mode_with_any_tenant_and_prefix(
     hash_value: Any, range_value: Any, tenant: Any, prefix: str, table: str, plain_text: bool
