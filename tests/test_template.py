@@ -8,6 +8,7 @@ Fn::Split, Fn::Join, Fn::GetAtt, conditions), so the IAM statements are checked 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ from cfnlint.decode import cfn_yaml
 from iam_eval import Request, allowed, denied
 
 TEMPLATE = Path(__file__).resolve().parent.parent / "template.yaml"
+BACKUP_TEMPLATE = TEMPLATE.with_name("backup-account.yaml")
+BACKUP_ACCOUNT = "210987654321"
 PARTITION, REGION, ACCOUNT, STACK = "aws", "eu-west-1", "123456789012", "orders-backup"
 TABLE_ARN = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/orders"
 STREAM_ARN = f"{TABLE_ARN}/stream/2026-11-27T10:00:00.000"
@@ -34,6 +37,7 @@ class Resolver:
     template: dict[str, Any]
     parameters: dict[str, Any]
     conditions: dict[str, bool] = field(default_factory=dict)
+    pseudo: dict[str, str] = field(default_factory=lambda: dict(PSEUDO))
 
     def __post_init__(self) -> None:
         defaults = {name: spec.get("Default") for name, spec in self.template["Parameters"].items()}
@@ -49,8 +53,8 @@ class Resolver:
     def ref(self, name: str) -> Any:
         if name == "AWS::NoValue":
             return NO_VALUE
-        if name in PSEUDO:
-            return PSEUDO[name]
+        if name in self.pseudo:
+            return self.pseudo[name]
         return self.parameters.get(name, f"<{name}>")
 
     def sub(self, args: Any) -> str:
@@ -105,6 +109,13 @@ class Resolver:
 def resolve(**parameters: Any) -> dict[str, dict[str, Any]]:
     template = cfn_yaml.load(str(TEMPLATE))
     return Resolver(template, {"SourceStreamArn": STREAM_ARN, **parameters}).resources()
+
+
+def resolve_backup_account(**parameters: Any) -> dict[str, dict[str, Any]]:
+    """backup-account.yaml deployed in BACKUP_ACCOUNT for the source account ACCOUNT."""
+    template = cfn_yaml.load(str(BACKUP_TEMPLATE))
+    pseudo = {**PSEUDO, "AWS::AccountId": BACKUP_ACCOUNT, "AWS::StackName": "vault"}
+    return Resolver(template, {"SourceAccountId": ACCOUNT, **parameters}, pseudo=pseudo).resources()
 
 
 def policy_of(resources: dict[str, dict[str, Any]], role: str) -> list[dict[str, Any]]:
@@ -296,9 +307,10 @@ def test_alarms_watch_errors_failed_records_lag_the_failure_queue_and_throttles(
     assert subscription == {"TopicArn": "<AlarmTopic>", "Protocol": "email", "Endpoint": "ops@example.com"}
 
 
-def test_every_checkov_skip_says_why() -> None:
+@pytest.mark.parametrize("path", [TEMPLATE, BACKUP_TEMPLATE], ids=lambda path: path.name)
+def test_every_checkov_skip_says_why(path: Path) -> None:
     # GIVEN the template's resources
-    template = cfn_yaml.load(str(TEMPLATE))
+    template = cfn_yaml.load(str(path))
     skips = [
         skip
         for resource in template["Resources"].values()
@@ -311,7 +323,7 @@ def test_every_checkov_skip_says_why() -> None:
 
 # ------------------------------------------------------------------ 15.1 each principal's reach
 
-OTHER_ACCOUNT = "210987654321"
+OTHER_ACCOUNT = BACKUP_ACCOUNT
 FUNCTION_ROLE_ARN = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/{STACK}-BackupFunctionRole-AB12"
 OPERATOR = f"arn:aws:iam::{ACCOUNT}:role/ops"
 
@@ -510,3 +522,111 @@ def test_the_alarm_topic_is_encrypted_with_a_key_alarms_and_events_may_use() -> 
     # AND with one, the topic uses it and the stack makes no key
     assert with_key["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == KEY_ARN
     assert "AlarmTopicKey" not in with_key
+
+
+# ------------------------------------------------------------------ 15.3 a backup account
+
+VAULT = "vault-bucket"  # the backup account stack's bucket, by name
+
+
+def vault_policy(**parameters: Any) -> list[dict[str, Any]]:
+    """The backup account bucket's policy, its own ARN written as the bucket's."""
+    policy = resolve_backup_account(**parameters)["BackupBucketPolicy"]["Properties"]["PolicyDocument"]
+    return list(json.loads(json.dumps(policy["Statement"]).replace("<BackupBucket.Arn>", f"arn:aws:s3:::{VAULT}")))
+
+
+def cross_account(identity: list[dict[str, Any]], bucket_policy: list[dict[str, Any]], request: Request) -> bool:
+    """AWS's rule for a request into another account: both the caller's policy and the bucket's allow it,
+    and neither denies it."""
+    return allowed(identity, request) and allowed(bucket_policy, request)
+
+
+def test_the_backup_account_bucket_is_locked_encrypted_with_its_own_key_and_owns_every_object() -> None:
+    # GIVEN the backup account stack, by default and in compliance mode for 90 days
+    default = resolve_backup_account()["BackupBucket"]
+    strict = resolve_backup_account(ObjectLockMode="COMPLIANCE", RetentionDays=90)["BackupBucket"]["Properties"]
+    properties = default["Properties"]
+    # THEN versioning and Object Lock are on, governance mode by default, for RetentionDays
+    assert properties["VersioningConfiguration"] == {"Status": "Enabled"}
+    assert properties["ObjectLockEnabled"] is True
+    assert properties["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "GOVERNANCE", "Days": 35}
+    assert strict["ObjectLockConfiguration"]["Rule"]["DefaultRetention"] == {"Mode": "COMPLIANCE", "Days": 90}
+    assert strict["LifecycleConfiguration"]["Rules"][0]["NoncurrentVersionExpiration"] == {"NoncurrentDays": 90}
+    # AND encrypted with this account's key, ACLs off (the bucket owner owns what the source writes), private
+    encryption = properties["BucketEncryption"]["ServerSideEncryptionConfiguration"][0]
+    assert encryption["ServerSideEncryptionByDefault"] == {
+        "SSEAlgorithm": "aws:kms",
+        "KMSMasterKeyID": "<BackupKey.Arn>",
+    }
+    assert properties["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+    assert set(properties["PublicAccessBlockConfiguration"].values()) == {True}
+    assert default["DeletionPolicy"] == "Retain"
+
+
+def test_a_source_function_reaches_only_its_tables_folder_in_the_backup_account() -> None:
+    # GIVEN the source stack pointed at the backup account's bucket, and that bucket's policy
+    source = resolve(ExistingBucketName=VAULT, ExpectedBucketOwner=BACKUP_ACCOUNT, BucketKmsKeyArn=KEY_ARN)
+    function = policy_of(source, "BackupFunctionRole")
+    bucket_policy = vault_policy()
+    role = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/{STACK}-BackupFunctionRole-AB12"
+    assert source["BackupFunctionRole"]["Properties"]["Path"] == "/ddb-backup/"
+    context = {"aws:PrincipalArn": role, "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+
+    def request(action: str, key: str | None, principal: str = role) -> Request:
+        base = s3_request(action, VAULT, key, owner=BACKUP_ACCOUNT)
+        return Request(base.action, base.resource, {**base.context, **context, "aws:PrincipalArn": principal})
+
+    # THEN it adds versions and delete markers to its table's items only
+    keys = keys_for("")
+    reach = {n for n, key in keys.items() if cross_account(function, bucket_policy, request("s3:PutObject", key))}
+    assert reach == {"item", "tenant item", "plain-text item"}
+    assert cross_account(function, bucket_policy, request("s3:DeleteObject", keys["item"]))
+    assert cross_account(function, bucket_policy, request("s3:GetBucketVersioning", None))
+    # AND no source principal, whatever its own policy, removes history or changes the bucket
+    anything = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]
+    for action in ERASE_OR_UNPROTECT:
+        for key in (None, keys["item"]):
+            assert not cross_account(anything, bucket_policy, request(action, key)), action
+    # AND a source role outside /ddb-backup/ gets nothing, even with s3:* of its own
+    admin = f"arn:aws:iam::{ACCOUNT}:role/Administrator"
+    assert not cross_account(anything, bucket_policy, request("s3:PutObject", keys["item"], admin))
+    assert not cross_account(anything, bucket_policy, request("s3:GetObject", keys["item"], admin))
+    # AND the function names the owner on every request and may use the backup account's key
+    variables = source["BackupFunction"]["Properties"]["Environment"]["Variables"]
+    assert variables["ExpectedBucketOwner"] == BACKUP_ACCOUNT
+    assert allowed(function, Request("kms:GenerateDataKey", KEY_ARN))
+
+
+def test_the_backup_accounts_key_serves_the_source_roles_through_s3_only() -> None:
+    # GIVEN the backup account's key policy
+    key = resolve_backup_account()["BackupKey"]["Properties"]["KeyPolicy"]["Statement"]
+    role = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/{STACK}-BackupFunctionRole-AB12"
+    via_s3 = {"kms:ViaService": f"s3.{REGION}.amazonaws.com", "aws:PrincipalArn": role}
+    source = [s for s in key if s["Principal"] == {"AWS": f"arn:aws:iam::{ACCOUNT}:root"}]
+    # THEN a source backup role encrypts and decrypts through S3, not directly, and other roles not at all
+    assert allowed(source, Request("kms:GenerateDataKey", "*", via_s3))
+    assert not allowed(source, Request("kms:GenerateDataKey", "*", {**via_s3, "kms:ViaService": "sqs.x"}))
+    assert not allowed(source, Request("kms:Decrypt", "*", {"aws:PrincipalArn": role}))
+    other = {**via_s3, "aws:PrincipalArn": f"arn:aws:iam::{ACCOUNT}:role/Administrator"}
+    assert not allowed(source, Request("kms:Decrypt", "*", other))
+    assert not allowed(source, Request("kms:ScheduleKeyDeletion", "*", via_s3))
+
+
+def test_the_backup_account_alarms_on_changes_of_its_buckets_protection() -> None:
+    # GIVEN the backup account stack with an alarm e-mail
+    resources = resolve_backup_account(AlarmEmail="vault@example.com")
+    rule = resources["BucketProtectionChangedRule"]["Properties"]
+    # THEN bucket configuration changes go to the topic, which e-mails them
+    assert rule["EventPattern"]["detail"]["requestParameters"] == {"bucketName": ["<BackupBucket>"]}
+    assert {"PutBucketPolicy", "PutBucketVersioning", "PutObjectLockConfiguration"} <= set(
+        rule["EventPattern"]["detail"]["eventName"]
+    )
+    assert rule["Targets"] == [{"Id": "alarm-topic", "Arn": "<AlarmTopic>"}]
+    assert resources["AlarmSubscription"]["Properties"]["Endpoint"] == "vault@example.com"
+    # AND only the admin may erase history, by default the backup account's root user
+    policy = vault_policy()
+    tls = {"aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+    root = {**tls, "aws:PrincipalArn": f"arn:aws:iam::{BACKUP_ACCOUNT}:root"}
+    someone = {**tls, "aws:PrincipalArn": f"arn:aws:iam::{BACKUP_ACCOUNT}:role/Administrator"}
+    assert not denied(policy, Request("s3:PutBucketVersioning", f"arn:aws:s3:::{VAULT}", root))
+    assert denied(policy, Request("s3:PutBucketVersioning", f"arn:aws:s3:::{VAULT}", someone))
