@@ -311,13 +311,19 @@ class Capture:
         return etag
 
     def _look(self, object_key: str) -> Seen:
-        """The object's newest change and current ETag, from the bucket: one HEAD; for a removed item
-        (a delete marker is current) the listing of its versions and a HEAD of the tombstone behind."""
-        try:
-            head = self.store.head(object_key)
-        except NoSuchVersion:
-            return Seen(_removed_change(self.store, object_key), None)
-        return Seen(vm.VersionMeta.from_s3(head.metadata), head.etag)
+        """The object's newest change and current ETag, from the bucket: the first page of the key's
+        version listing (``ListObjectVersions``, prefix = the key) and a HEAD of the newest object
+        version in it (``GetObjectVersion``): behind a current delete marker, our tombstone. A new item
+        costs the listing only. (Listing first, not HEAD: S3 answers a HEAD of a missing key with 403
+        to a role without ``s3:ListBucket``, which the function does not have.)"""
+        for index, entry in enumerate(self.store.list_versions(object_key)):
+            if entry.key != object_key:
+                break
+            if entry.is_delete_marker:
+                continue
+            head = self.store.head(object_key, entry.version_id)
+            return Seen(vm.VersionMeta.from_s3(head.metadata), head.etag if index == 0 else None)
+        return NOTHING
 
 
 def _by_object(writes: Sequence[Write]) -> list[tuple[str, list[Write]]]:
@@ -338,16 +344,6 @@ def _half_done_removal(change: vm.VersionMeta, seen: Seen) -> bool:
         and current.is_removal
         and current.position == change.position
     )
-
-
-def _removed_change(store: ObjectStore, object_key: str) -> vm.VersionMeta | None:
-    """Behind a current delete marker: the newest object version's change (our tombstone), if any."""
-    for entry in store.list_versions(object_key):
-        if entry.key != object_key:
-            return None
-        if not entry.is_delete_marker:
-            return vm.VersionMeta.from_s3(store.head(object_key, entry.version_id).metadata)
-    return None
 
 
 def _removal(object_key: str, meta: vm.VersionMeta) -> list[Write]:
