@@ -24,14 +24,18 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
+# Hypothesis: derandomised and without an example database in `make test` (tests/hypothesis_profiles.py).
 unit: $(STAMP)
-	$(BIN)/pytest -n 2 -p no:cacheprovider
+	DDB_BACKUP_HYPOTHESIS_PROFILE=test $(BIN)/pytest -n 2 -p no:cacheprovider
 
 test: lint typecheck template-lint unit
 
 # 50,000 records through capture under 10% injected S3 faults; prints memory per window.
+# Then the property tests, random and ten times longer than in `make test`.
 soak: $(STAMP)
 	$(BIN)/python -m ddb_backup.soak --records 50000
+	DDB_BACKUP_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -p no:cacheprovider -q \
+		tests/test_restore_property.py tests/test_store_retry.py tests/test_inspect_export.py tests/test_keys.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
