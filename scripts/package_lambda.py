@@ -5,8 +5,8 @@ The Python 3.12 Lambda runtime already has boto3 and botocore, so the zip carrie
 versions pinned in pyproject.toml, resolved for the function's architecture (``--arch``: arm64, the
 template's, as ``manylinux2014_aarch64``, or x86_64) and binary wheels only, so nothing is compiled
 for this machine by mistake, and the package's own sources. awscrt's wheel holds one native library
-for one architecture, so each architecture has its own zip (``make package`` builds both). click, rich, zstandard and moto stay out:
-the handler's import path does not use them.
+for one architecture, so each architecture has its own zip (``make package`` builds both). click,
+rich, zstandard and moto stay out: the handler's import path does not use them.
 
 The zip is reproducible: sorted entries, fixed timestamps and modes, so an unchanged build gives
 the same bytes and ``sam deploy`` sees nothing to upload.
