@@ -43,7 +43,8 @@ _runtime: Runtime | None = None
 
 def build_runtime(settings: Settings, *, s3_client: Any = None, dynamodb_client: Any = None) -> Runtime:
     """Clients, the versioning check and the capture engine, made once per container."""
-    store = S3Store(s3_client or make_client("s3"), settings.bucket)
+    owner = settings.expected_bucket_owner
+    store = S3Store(s3_client or make_client("s3"), settings.bucket, expected_bucket_owner=owner)
     require_versioning(settings.bucket, store.versioning_enabled())
     schemas = KeySchemaCache(dynamodb_client or make_client("dynamodb"))
     capture_settings = CaptureSettings(
