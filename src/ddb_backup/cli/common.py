@@ -12,8 +12,9 @@ import boto3
 import click
 
 from ddb_backup.aws import make_client
+from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
-from ddb_backup.store.s3 import S3Store, expect_bucket_owner
+from ddb_backup.store.s3 import expect_bucket_owner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -35,7 +36,7 @@ class Aws:
     def store(self, bucket: str, **options: Any) -> RetryingStore:
         """The bucket, its reads retried past botocore's own retries (``store.retry``)."""
         owner = self.expected_bucket_owner
-        return RetryingStore(S3Store(self.client("s3", **options), bucket, expected_bucket_owner=owner))
+        return RetryingStore(open_s3_store(self.client("s3", **options), bucket, expected_bucket_owner=owner))
 
 
 def _account_id(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
