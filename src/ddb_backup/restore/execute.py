@@ -20,7 +20,7 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -248,6 +248,50 @@ class _Tracker:
         return digests
 
 
+class _Gets:
+    """The bounded pool of image GETs: at most ``workers * 4`` queued, the first failure kept."""
+
+    def __init__(self, workers: int, stop: threading.Event) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="get")
+        self._slots = threading.BoundedSemaphore(workers * 4)
+        self._most = workers * 16
+        self._futures: set[Future[None]] = set()
+        self._failures: list[BaseException] = []
+        self._stop = stop
+
+    def submit(self, work: Callable[..., None], *args: Any) -> bool:
+        """Queue one GET; False (nothing queued) once stopped."""
+        while not self._slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        future = self._pool.submit(work, *args)
+        if len(self._futures) > self._most:  # keep the set bounded: only a few are not done
+            self._futures = {f for f in self._futures if not f.done()}
+        self._futures.add(future)
+        future.add_done_callback(self._finished)
+        return True
+
+    def _finished(self, future: Future[None]) -> None:
+        self._slots.release()
+        if not future.cancelled() and future.exception() is not None:
+            self._failures.append(future.exception())  # type: ignore[arg-type]
+
+    def raise_failure(self) -> None:
+        if self._failures:
+            raise self._failures[0]
+
+    def wait(self, on_wait: Callable[[], None]) -> None:
+        """Until every GET is done (or stopped), calling ``on_wait`` (progress) about 5 times a second."""
+        while self._futures and not self._stop.is_set():
+            _, pending = wait(self._futures, timeout=0.2)
+            self._futures = set(pending)
+            on_wait()
+        self._pool.shutdown(wait=True, cancel_futures=self._stop.is_set())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def name_digest(object_key: str) -> bytes:
     """16 bytes standing for an item's object name (the last path segment: tenants do not matter)."""
     return hashlib.md5(object_key.rsplit("/", 1)[-1].encode("utf-8"), usedforsecurity=False).digest()
@@ -409,7 +453,7 @@ class _Restore:
         try:
             if checkpoint.phase != PHASE_SYNC:
                 self._write_ranges(pending, writer, checkpoint)
-                writer.drain()  # every write of the plan acknowledged: every range's done callbacks ran
+                writer.drain(lambda: self._show(writer))  # every write acknowledged: all done callbacks ran
                 self._raise_if_stopped()
                 self._check_all_finished(pending, checkpoint)
             if self.options.sync:
@@ -449,20 +493,11 @@ class _Restore:
 
     def _write_ranges(self, ranges: list[KeyRange], writer: BatchWriter, checkpoint: Checkpoint) -> None:
         tracker = _Tracker(lambda key_range, digests: checkpoint.finish_range(key_range.index, digests))
-        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="get")
-        slots = threading.BoundedSemaphore(self.options.workers * 4)
-        failures: list[BaseException] = []
-
-        def fetched(future: Future[None]) -> None:
-            slots.release()
-            if not future.cancelled() and future.exception() is not None:
-                failures.append(future.exception())  # type: ignore[arg-type]
-
+        gets = _Gets(self.options.workers, self.stop)
         states = iter_states(self.store, ranges, self.when, workers=self._list_workers())
         try:
             for key_range, state in states:
-                if failures:
-                    raise failures[0]
+                gets.raise_failure()
                 if self.stop.is_set():
                     break
                 if state is None:
@@ -471,24 +506,15 @@ class _Restore:
                 self._count(state)
                 if state.present:
                     tracker.present(key_range, None, writes=1)
-                    if not self._acquire(slots):
+                    if not gets.submit(self._restore_item, key_range, state, writer, tracker):
                         break
-                    pool.submit(self._restore_item, key_range, state, writer, tracker).add_done_callback(fetched)
                 self._show(writer)
-            pool.shutdown(wait=True, cancel_futures=self.stop.is_set())
-            if failures:
-                raise failures[0]
+            gets.wait(lambda: self._show(writer))
+            gets.raise_failure()
             writer.flush()
         finally:
             getattr(states, "close", lambda: None)()  # a generator: stop its listing threads now
-            pool.shutdown(wait=False, cancel_futures=True)
-
-    def _acquire(self, slots: threading.BoundedSemaphore) -> bool:
-        """A slot for one more GET; False once stopped."""
-        while not slots.acquire(timeout=0.1):
-            if self.stop.is_set():
-                return False
-        return True
+            gets.close()
 
     def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
         assert state.version is not None

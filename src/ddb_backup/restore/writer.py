@@ -19,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,6 +42,7 @@ RETRYABLE = frozenset(
 DEFAULT_MAX_RETRY_SECONDS = 600.0
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 10.0
+WAIT_TICK = 0.2  # seconds between progress calls while draining
 RESUME_HINT = "run the same command again with --resume (lower --write-rate or raise the table's capacity first)"
 
 Done = Callable[[], None]
@@ -240,17 +241,19 @@ class BatchWriter:
         if batch:
             self._submit(batch)
 
-    def drain(self) -> None:
+    def drain(self, on_wait: Callable[[], None] | None = None) -> None:
         """Flush and wait until every batch sent so far is acknowledged (or dropped after ``stop``);
-        raise the first failure. Every ``done`` of a written request has run when this returns."""
+        raise the first failure. Every ``done`` of a written request has run when this returns.
+        ``on_wait`` is called about every ``WAIT_TICK`` seconds meanwhile (progress)."""
         self.flush()
         while True:
             with self._lock:
                 pending = list(self._futures)
             if not pending:
                 break
-            for future in pending:
-                future.exception()
+            wait(pending, timeout=WAIT_TICK)
+            if on_wait is not None:
+                on_wait()
         self.raise_failure()
 
     def close(self) -> None:
