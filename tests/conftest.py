@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import hypothesis_profiles
 from ddb_backup.emulator import fix_moto_key_marker
 from ddb_backup.store.memory import MemoryStore
 
@@ -22,6 +23,7 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+hypothesis_profiles.load()  # derandomised in `make test`, random and longer in `make soak`
 fix_moto_key_marker()  # moto drops a version when listing from a KeyMarker alone (emulator.py)
 
 

@@ -195,9 +195,9 @@ def _image_fits(store: ObjectStore, object_key: str, version_id: str, target: Ta
 
 
 def _names_of(key: Mapping[str, Any], schema: k.KeySchema) -> set[str]:
-    """Every object name a writer gives this key: ours (MD5, plain text) and the original tool's MD5 of
-    ``JSON.stringify(Keys)`` in any attribute order (docs/format.md, "Names")."""
-    names = {k.md5_object_name(key), k.plain_text_object_name(key, schema)}
+    """Every object name a writer gives this key: ours (``keys.object_names_of``) and the original
+    tool's MD5 of ``JSON.stringify(Keys)`` in any attribute order (docs/format.md)."""
+    names = set(k.object_names_of(key, schema))
     for order in itertools.permutations(key):
         text = json.dumps({name: key[name] for name in order}, separators=(",", ":"), ensure_ascii=False)
         names.add(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest())
