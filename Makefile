@@ -43,7 +43,8 @@ bench: $(STAMP)
 clean:
 	rm -rf $(VENV) $(CHECKOV_VENV) build dist src/*.egg-info .pytest_cache .mypy_cache .ruff_cache
 
-# Deploy (issue 6): the function's zip for template.yaml, and the template's linters.
+# Deploy (issue 6): the function's zip for template.yaml, and the linters of both templates (the
+# source account's template.yaml, the backup account's backup-account.yaml).
 # checkov pins old boto3/networkx/packaging, so it lives in a venv of its own; --skip-download keeps
 # it offline (no guideline or policy download).
 CHECKOV_VERSION := 3.3.30
@@ -59,10 +60,12 @@ $(CHECKOV_STAMP):
 	$(CHECKOV_VENV)/bin/python -m pip install --quiet --disable-pip-version-check checkov==$(CHECKOV_VERSION)
 	touch $(CHECKOV_STAMP)
 
+TEMPLATES := template.yaml backup-account.yaml
+
 cfn-lint: $(STAMP)
-	$(BIN)/cfn-lint template.yaml
+	$(BIN)/cfn-lint $(TEMPLATES)
 
 checkov: $(CHECKOV_STAMP)
-	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation --file template.yaml
+	$(CHECKOV_VENV)/bin/checkov --skip-download --quiet --compact --framework cloudformation $(addprefix --file ,$(TEMPLATES))
 
 template-lint: cfn-lint checkov

@@ -24,6 +24,9 @@ def candidate_object_keys(
     candidates = [k.ItemNamer(prefix, table, plain_text=False).object_key(canonical, tenant)]
     if schema is not None:
         candidates.append(k.ItemNamer(prefix, table, plain_text=True, schema=schema).object_key(canonical, tenant))
+        format1 = k.object_key_for(prefix, table, k.format1_plain_text_object_name(canonical, schema), tenant)
+        if format1 not in candidates and len(format1.encode("utf-8")) <= k.MAX_OBJECT_KEY_BYTES:
+            candidates.append(format1)  # format 1 kept "|" unescaped in plain-text names
     return candidates
 
 
