@@ -52,7 +52,8 @@ CHECKOV_VENV := .venv-checkov
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed-$(CHECKOV_VERSION)
 
 package: $(STAMP)
-	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda.zip --bytecode
+	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda.zip --bytecode --arch arm64
+	$(BIN)/python scripts/package_lambda.py --out dist/ddb-backup-lambda-x86_64.zip --bytecode --arch x86_64
 
 $(CHECKOV_STAMP):
 	rm -rf $(CHECKOV_VENV)

@@ -27,6 +27,18 @@ hypothesis_profiles.load()  # derandomised in `make test`, random and longer in 
 fix_moto_key_marker()  # moto drops a version when listing from a KeyMarker alone (emulator.py)
 
 
+@pytest.fixture(autouse=True)
+def s3_client_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto (mock_aws) patches boto3 only, so those tests use the boto3 store; tests over
+    moto's HTTP server (``e2e``) take the default, the native client, as the Lambda function does."""
+    from ddb_backup.store.native import S3_CLIENT_ENV
+
+    if request.node.get_closest_marker("e2e") is None:
+        monkeypatch.setenv(S3_CLIENT_ENV, "boto3")
+    else:
+        monkeypatch.delenv(S3_CLIENT_ENV, raising=False)
+
+
 @pytest.fixture
 def memory_store() -> MemoryStore:
     return MemoryStore()
