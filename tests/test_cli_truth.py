@@ -66,7 +66,7 @@ def tables_of(dynamodb: Any) -> list[str]:
     return list(dynamodb.list_tables()["TableNames"])
 
 
-# -- 14.1: nothing matches -> exit 4 before touching anything, with what the bucket holds ------------
+# -- 14.1: nothing matches -> exit 5 before touching anything, with what the bucket holds ------------
 
 
 def test_restore_with_a_wrong_prefix_creates_nothing_and_names_the_right_prefix(bucket: Any, tmp_path: Path) -> None:
@@ -74,7 +74,7 @@ def test_restore_with_a_wrong_prefix_creates_nothing_and_names_the_right_prefix(
         "restore", "--bucket", BUCKET, "--prefix", "prd", "--table", "orders", "--at", "-1s", "--to-table", "copy",
         "--checkpoint", str(tmp_path / "cp.json"),
     )  # fmt: skip
-    assert result.exit_code == 4, result.output
+    assert result.exit_code == 5, result.output
     assert "holds nothing for the table 'orders'" in result.output and "'prod'" in result.output
     assert "copy" not in tables_of(bucket)
 
@@ -83,9 +83,9 @@ def test_restore_with_a_mistyped_tenant_or_a_tenant_on_a_table_without_tenants(b
     common = ["restore", "--bucket", BUCKET, "--prefix", "prod", "--at", "-1s", "--to-table", "copy"]
     common += ["--checkpoint", str(tmp_path / "cp.json")]
     mistyped = invoke(*common, "--table", "teams", "--tenant", "acne")
-    assert mistyped.exit_code == 4 and "did you mean --tenant 'acme'" in mistyped.output
+    assert mistyped.exit_code == 5 and "did you mean --tenant 'acme'" in mistyped.output
     none = invoke(*common, "--table", "orders", "--tenant", "acme")
-    assert none.exit_code == 4 and "has no tenants" in none.output
+    assert none.exit_code == 5 and "has no tenants" in none.output
     assert "copy" not in tables_of(bucket)
 
 
@@ -93,7 +93,7 @@ def test_restore_with_a_key_not_in_the_backup_or_missing_its_range_part(bucket: 
     common = ["restore", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", "-1s"]
     common += ["--to-table", "copy", "--checkpoint", str(tmp_path / "cp.json")]
     absent = invoke(*common, "--key", '{"pk":"p9","sk":9}')
-    assert absent.exit_code == 4 and "holds no version of the item" in absent.output
+    assert absent.exit_code == 5 and "holds no version of the item" in absent.output
     partial = invoke(*common, "--key", '{"pk":"p1"}')
     assert partial.exit_code == 2 and "lacks the range key 'sk'" in partial.output
     assert "copy" not in tables_of(bucket)
@@ -118,20 +118,20 @@ def test_every_reader_refuses_a_mistyped_table_or_prefix(bucket: Any, tmp_path: 
         "verify": [],
     }[command]
     mistyped = invoke(command, "--bucket", BUCKET, "--prefix", "prod", "--table", "ordres", *extra)
-    assert mistyped.exit_code == 4 and "did you mean --table 'orders'" in mistyped.output, mistyped.output
+    assert mistyped.exit_code == 5 and "did you mean --table 'orders'" in mistyped.output, mistyped.output
     wrong_prefix = invoke(command, "--bucket", BUCKET, "--prefix", "staging", "--table", "orders", *extra)
-    assert wrong_prefix.exit_code == 4 and "under --prefix 'prod'" in wrong_prefix.output, wrong_prefix.output
+    assert wrong_prefix.exit_code == 5 and "under --prefix 'prod'" in wrong_prefix.output, wrong_prefix.output
     assert not (tmp_path / "out").exists()
 
 
 def test_tables_under_an_empty_prefix_names_the_top_level_folders(bucket: Any) -> None:
     result = invoke("tables", "--bucket", BUCKET, "--prefix", "nope")
-    assert result.exit_code == 4 and "'prod'" in result.output
+    assert result.exit_code == 5 and "'prod'" in result.output
 
 
 def test_a_missing_bucket_says_so(bucket: Any) -> None:
     result = invoke("tables", "--bucket", "no-such-bucket")
-    assert result.exit_code == 4
+    assert result.exit_code == 5
     assert "the bucket 'no-such-bucket' does not exist" in result.output and "credentials" not in result.output
 
 

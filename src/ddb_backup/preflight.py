@@ -2,7 +2,7 @@
 
 A wrong ``--bucket``, ``--prefix``, ``--table``, ``--tenant`` or ``--key`` must never look like success
 (an empty restore, zero counts, "everything missing"). Each check costs one or a few listing requests;
-when nothing matches it raises ``NothingMatches`` (exit code 4) naming what the bucket does hold
+when nothing matches it raises ``NothingMatches`` (exit code 5) naming what the bucket does hold
 that is nearest: tables under the prefix, prefixes that hold the table, the table's tenants.
 Rules of the layout: docs/format.md ("Object keys").
 """
@@ -28,9 +28,9 @@ LOOKED_AT = 200  # folders examined when looking for suggestions (a listing requ
 
 
 class NothingMatches(UserError):
-    """The bucket holds nothing for the table, prefix, tenant or key given; exit code 4."""
+    """The bucket holds nothing for the table, prefix, tenant or key given; exit code 5."""
 
-    exit_code = 4
+    exit_code = 5
 
 
 def check_bucket(s3: Any, bucket: str) -> None:

@@ -28,7 +28,7 @@ from ddb_backup.store import StoreError
 
 USER_ERRORS = (UserError, SettingsError, InvalidKeyError)
 AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
-EXIT_CODES = (0, 1, 2, 3, 4, 130)  # the documented set (the group's help); nothing else may come out
+EXIT_CODES = (0, 1, 2, 3, 4, 5, 130)  # the documented set (the group's help); nothing else may come out
 
 
 def _unreachable(err: BaseException) -> EndpointConnectionError | None:
@@ -48,7 +48,7 @@ class Cli(click.Group):
             return super().invoke(ctx)
         except USER_ERRORS as err:
             click.echo(f"error: {err}", err=True)
-            ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 4
+            ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 5
         except AWS_ERRORS as err:
             unreachable = _unreachable(err)
             if unreachable is not None:
@@ -73,9 +73,10 @@ def cli() -> None:
     \b
     Exit codes: 0 success, 1 a check found a difference (verify, demo) or the stream
     lost records before they were read (run), 2 a usage or user error (the message says
-    how to fix it), 3 an AWS or storage error (also: AWS cannot be reached), 4 the backup
-    holds nothing for the --bucket, --prefix, --table, --tenant or --key given (the message
-    says what it does hold), 130 interrupted (restore: --resume).
+    how to fix it), 3 an AWS or storage error (also: AWS cannot be reached), 4 restored
+    except items the target refused (restore: the rejects file), 5 the backup holds nothing
+    for the --bucket, --prefix, --table, --tenant or --key given (the message says what it
+    does hold), 130 interrupted (restore: --resume).
     --bucket and --prefix default to the env names BackupBucket and BackupPrefix.
     Each command's --help has an example and its own exit codes.
     """

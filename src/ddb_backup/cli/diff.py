@@ -38,7 +38,7 @@ def diff(
 
     \b
     Exit codes: 0 shown (whether or not anything changed), 2 bad options, 3 AWS error,
-    4 the backup holds nothing for the table (or tenant) under this prefix.
+    5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     start, end = parse_time(start_text), parse_time(end_text)
     if end < start:

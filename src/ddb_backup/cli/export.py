@@ -57,7 +57,7 @@ def export(
 
     \b
     Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error,
-    4 the backup holds nothing for the table (or tenant) under this prefix.
+    5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     at = parse_time(at_text)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))

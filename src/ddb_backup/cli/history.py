@@ -34,7 +34,7 @@ def history(
         --key '{"pk":{"S":"customer#1"},"sk":{"N":"1"}}'
 
     \b
-    Exit codes: 0 shown, 2 bad options, 3 AWS error, 4 the backup holds nothing for the table,
+    Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 the backup holds nothing for the table,
     tenant or item given (the message says what it does hold).
     """
     key = parse_key_option(key_text)

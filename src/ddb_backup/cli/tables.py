@@ -27,7 +27,7 @@ def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
       ddb-backup tables --bucket my-backups --prefix prod
 
     \b
-    Exit codes: 0 shown, 2 bad options, 3 AWS error, 4 no tables under this prefix (the message
+    Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 no tables under this prefix (the message
     names the bucket's top-level folders).
     """
     store = checked_store(aws, bucket)

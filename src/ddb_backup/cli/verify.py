@@ -70,7 +70,7 @@ def verify(
 
     \b
     Exit codes: 0 in sync, 1 drift found (with a hint), 2 bad options or no such table, 3 AWS error
-    (also: AWS cannot be reached), 4 the backup holds nothing for the table under this prefix.
+    (also: AWS cannot be reached), 5 the backup holds nothing for the table under this prefix.
     """
     grace_seconds = parse_duration(grace)
     try:
