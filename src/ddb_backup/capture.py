@@ -21,7 +21,7 @@ from typing import Any
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.records import BadRecord, StreamRecord
-from ddb_backup.store import ObjectStore
+from ddb_backup.store import ObjectStore, require_version
 
 log = logging.getLogger(__name__)
 
@@ -228,9 +228,10 @@ class Capture:
             return
         for write in writes:
             if write.body is None:
-                self.store.delete(write.object_key)
+                version = self.store.delete(write.object_key)
             else:
-                self.store.put(write.object_key, write.body, write.meta.to_s3())
+                version = self.store.put(write.object_key, write.body, write.meta.to_s3()).version_id
+            require_version(version, _request_name(write))  # versioning suspended while warm: fail loudly
         for write in writes:
             self.guard.written(write.object_key, sequence)
         with lock:
@@ -244,6 +245,12 @@ def _removal(object_key: str, meta: vm.VersionMeta) -> list[Write]:
     """A removal: an empty tombstone version that keeps the event, then a delete marker so the item
     leaves the bucket's current view."""
     return [Write(object_key, meta, b""), Write(object_key, meta, None)]
+
+
+def _request_name(write: Write) -> str:
+    """A write named for errors and logs: the request and the item's MD5 name, never key values."""
+    request = "DeleteObject" if write.body is None else "PutObject"
+    return f"{request} of item {k.md5_object_name(write.meta.key)}" if write.meta.key else request
 
 
 def _sequence_or_position(raw: Any, index: int) -> str:

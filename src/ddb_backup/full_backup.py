@@ -31,7 +31,7 @@ from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.records import to_lambda_value
 from ddb_backup.scan import scan_pages
 from ddb_backup.settings import require_versioning
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
+from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError, require_version
 from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
@@ -128,9 +128,10 @@ class ImageWriter:
                 return False
             try:
                 if current.etag is None:
-                    self.store.put(object_key, body, metadata, if_none_match=True)
+                    result = self.store.put(object_key, body, metadata, if_none_match=True)
                 else:
-                    self.store.put(object_key, body, metadata, if_match=current.etag)
+                    result = self.store.put(object_key, body, metadata, if_match=current.etag)
+                require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
                 return True
             except (PreconditionFailed, NoSuchVersion):  # a writer got in between: look again
                 continue
