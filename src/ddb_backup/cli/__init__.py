@@ -51,7 +51,8 @@ def cli() -> None:
     \b
     Exit codes: 0 success, 1 a check found a difference (verify, demo) or the stream
     lost records before they were read (run), 2 a usage or user error (the message says
-    how to fix it), 3 an AWS or storage error, 130 interrupted (restore: --resume).
+    how to fix it), 3 an AWS or storage error, 4 restore: the target refused some items (see
+    the rejects file), 130 interrupted (restore: --resume).
     Each command's --help has an example and its own exit codes.
     """
 
