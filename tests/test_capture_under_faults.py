@@ -110,7 +110,7 @@ def test_the_handler_on_s3_converges_under_faults_too(monkeypatch: pytest.Monkey
         monkeypatch.setattr(handler, "make_client", {"s3": s3}.get)
         stores: list[FaultyStore] = []
 
-        def faulty_s3(client: Any, bucket: str) -> FaultyStore:
+        def faulty_s3(client: Any, bucket: str, **_: Any) -> FaultyStore:
             stores.append(FaultyStore.with_fault_rate(S3Store(client, bucket), 0.10, seed=len(stores)))
             return stores[-1]
 
