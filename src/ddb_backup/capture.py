@@ -21,7 +21,7 @@ from typing import Any
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.records import BadRecord, StreamRecord
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
+from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError, require_version
 
 log = logging.getLogger(__name__)
 
@@ -298,16 +298,20 @@ class Capture:
     def _put(self, object_key: str, group: Sequence[Write], etag: str | None) -> str | None:
         """The requests, the first one conditional on the current version seen; the ETag left current."""
         for index, write in enumerate(group):
+            # Each answer must carry a version id: versioning suspended while warm fails the record loudly.
             if write.body is None:
-                self.store.delete(object_key)
+                require_version(self.store.delete(object_key), _request_name(write))
                 etag = None
             elif index == 0:
                 result = self.store.put(
                     object_key, write.body, write.meta.to_s3(), if_match=etag, if_none_match=etag is None
                 )
+                require_version(result.version_id, _request_name(write))
                 etag = result.etag
             else:
-                etag = self.store.put(object_key, write.body, write.meta.to_s3()).etag
+                result = self.store.put(object_key, write.body, write.meta.to_s3())
+                require_version(result.version_id, _request_name(write))
+                etag = result.etag
         return etag
 
     def _look(self, object_key: str) -> Seen:
@@ -350,6 +354,12 @@ def _removal(object_key: str, meta: vm.VersionMeta) -> list[Write]:
     """A removal: an empty tombstone version that keeps the event, then a delete marker so the item
     leaves the bucket's current view."""
     return [Write(object_key, meta, b""), Write(object_key, meta, None)]
+
+
+def _request_name(write: Write) -> str:
+    """A write named for errors and logs: the request and the item's MD5 name, never key values."""
+    request = "DeleteObject" if write.body is None else "PutObject"
+    return f"{request} of item {k.md5_object_name(write.meta.key)}" if write.meta.key else request
 
 
 def _sequence_or_position(raw: Any, index: int) -> str:

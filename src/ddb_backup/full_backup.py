@@ -31,7 +31,15 @@ from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.records import to_lambda_value
 from ddb_backup.scan import ScanPage, scan_pages
 from ddb_backup.settings import require_versioning
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, PutResult, StoreError, VersionEntry
+from ddb_backup.store import (
+    NoSuchVersion,
+    ObjectStore,
+    PreconditionFailed,
+    PutResult,
+    StoreError,
+    VersionEntry,
+    require_version,
+)
 from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
@@ -155,9 +163,11 @@ class ImageWriter:
             try:
                 if current.etag is None:
                     result = self.store.put(object_key, body, image.to_s3(), if_none_match=True)
+                    require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
                     self._settle(object_key, image, result, current)
                 else:
-                    self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
+                    result = self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
+                    require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
                 return True
             except (PreconditionFailed, NoSuchVersion):  # a writer got in between: look again
                 continue
@@ -206,11 +216,15 @@ class ImageWriter:
             return
         try:
             content_type = stored.content_type or "application/json"
-            self.store.put(object_key, stored.body, change.to_s3(), content_type=content_type, if_match=result.etag)
+            again = self.store.put(
+                object_key, stored.body, change.to_s3(), content_type=content_type, if_match=result.etag
+            )
         except (PreconditionFailed, NoSuchVersion):
             return  # another writer already wrote after the image
+        item = k.md5_object_name(change.key) if change.key else "(key in the body)"
+        require_version(again.version_id, f"PutObject of item {item}")
         if change.is_removal:
-            self.store.delete(object_key)
+            require_version(self.store.delete(object_key), f"DeleteObject of item {item}")
         with self._lock:
             self.repaired += 1
 
