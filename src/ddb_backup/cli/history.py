@@ -7,7 +7,7 @@ import click
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import key_schema, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
-from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_item, parse_key
+from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_items, parse_key
 from ddb_backup.version_meta import epoch_to_iso
 
 
@@ -38,8 +38,9 @@ def history(
     store = aws.store(bucket)
     key = parse_key(key_text)
     schema = key_schema(aws, table, store, prefix) if len(key) > 1 else None
-    object_key = locate_item(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
-    entries = item_history(store, object_key)
+    object_keys = locate_items(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
+    entries = item_history(store, object_keys)
+    object_key = ", ".join(object_keys)  # more than one: the item's names are merged into one history
     if as_json:
         echo_json({"object_key": object_key, "versions": [e.as_dict(with_image=images) for e in entries]})
         return

@@ -22,18 +22,19 @@ from typing import Any
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.locate import candidate_object_keys, find_object_keys
 from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
-from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
+from ddb_backup.restore.plan import PointInTime, folder_ranges, table_folders
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
+from ddb_backup.restore.resolve import TAKE, Resolver
 from ddb_backup.restore.state import iter_states
 from ddb_backup.restore.target import Target, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import describe_table
-from ddb_backup.version_meta import FORMAT, epoch_to_iso
+from ddb_backup.version_meta import epoch_to_iso
 
 DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0
@@ -245,6 +246,7 @@ class _Restore:
         self._lock = threading.Lock()
         self._shown = 0.0
         self._dry_present: set[bytes] = set()
+        self.resolver: Resolver | None = None  # set once the key schema is known
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -272,6 +274,7 @@ class _Restore:
             dry_run=options.dry_run,
         )
         self.summary.target_created = target.created
+        self.resolver = Resolver(self.store, options.prefix, options.source, target.key_schema)
         ranges, scheme = self._ranges(target.key_schema, checkpoint)
         if checkpoint is None and not options.dry_run:
             checkpoint = Checkpoint.start(options.checkpoint_path, options.query(), scheme)
@@ -291,23 +294,22 @@ class _Restore:
         options = self.options
         if options.keys:
             return self._key_ranges(schema), None
-        folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
+        folders = table_folders(self.store, options.prefix, options.source, options.tenant_segment)
         scheme = checkpoint.scheme if checkpoint is not None else options.scheme
-        if scheme is None:
-            scheme = range_scheme(self.store, folder, allow_whole=options.total_segments == 1)
-        ranges = segment_ranges(scheme_ranges(folder, scheme), options.segment, options.total_segments)
+        all_ranges, scheme = folder_ranges(self.store, folders, scheme, allow_whole=options.total_segments == 1)
+        ranges = segment_ranges(all_ranges, options.segment, options.total_segments)
         return ranges, scheme
 
     def _key_ranges(self, schema: k.KeySchema) -> list[KeyRange]:
-        """One range per ``--key``: just its object (under whichever naming the bucket uses)."""
-        ranges = []
-        for index, key_text in enumerate(self.options.keys):
+        """One range per object holding a ``--key`` (every name any writer gives it: ``aliases``)."""
+        ranges: list[KeyRange] = []
+        for key_text in self.options.keys:
             key = json.loads(key_text)
             candidates = candidate_object_keys(
                 self.options.prefix, self.options.source, key, tenant=self.options.tenant_segment, schema=schema
             )
-            object_key = find_object_key(self.store, candidates) or candidates[0]
-            ranges.append(KeyRange(index, object_key, None, object_key))
+            for object_key in find_object_keys(self.store, candidates) or candidates[:1]:
+                ranges.append(KeyRange(len(ranges), object_key, None, object_key))
         return ranges
 
     # -- dry run ----------------------------------------------------------------------------------
@@ -403,8 +405,7 @@ class _Restore:
                     continue
                 self._count(state)
                 if state.present:
-                    digest = name_digest(state.object_key) if self.options.sync else None
-                    tracker.present(key_range, digest, writes=1)
+                    tracker.present(key_range, None, writes=1)  # its digest once resolved (_restore_item)
                     slots.acquire()
                     pool.submit(self._restore_item, key_range, state, writer, tracker).add_done_callback(fetched)
                 self._show(writer)
@@ -416,16 +417,17 @@ class _Restore:
             pool.shutdown(wait=False, cancel_futures=True)
 
     def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
-        assert state.version is not None
-        stored = self.store.get(state.object_key, state.version.version_id)
+        assert state.version is not None and self.resolver is not None
+        resolution = self.resolver.resolve(state, self.options.at, max_lag=self.options.max_lag)
         with self._lock:
             self.summary.image_reads += 1
-            self.summary.legacy = self.summary.legacy or FORMAT not in stored.metadata
-        try:
-            image = json.loads(stored.body)
-        except ValueError as err:
-            raise BackupError(f"version {state.version.version_id} of {state.object_key} is not JSON: {err}") from err
-        writer.put(image, done=lambda: tracker.written(key_range))
+            self.summary.legacy = self.summary.legacy or resolution.legacy
+        if resolution.kind != TAKE or resolution.image is None or resolution.key is None:
+            tracker.written(key_range)  # a stray object, or the item's state is held under another name
+            return
+        if self.options.sync:
+            tracker.present(key_range, name_digest(k.md5_object_name(resolution.key)), writes=0)
+        writer.put(resolution.image, done=lambda: tracker.written(key_range))
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -461,6 +463,8 @@ class _Restore:
         summary, options = self.summary, self.options
         if summary.legacy:
             summary.warnings.append(LEGACY_WARNING)
+        if self.resolver is not None:
+            summary.warnings += self.resolver.skips.lines()
         if summary.items == 0:
             summary.warnings.append("the backup holds no versions for this restore (check --bucket, --prefix, --table)")
         elif summary.puts == 0 and summary.earliest is not None and summary.earliest > options.at:
