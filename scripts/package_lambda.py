@@ -1,10 +1,12 @@
 """Build the Lambda function's zip: the ``ddb_backup`` package plus what the Lambda runtime lacks.
 
 The Python 3.12 Lambda runtime already has boto3 and botocore, so the zip carries only
-``aws-lambda-powertools`` (at the version pinned in pyproject.toml, with its small dependencies),
-resolved for arm64 (``manylinux2014_aarch64``) and binary wheels only, so nothing is compiled for
-this machine by mistake, and the package's own sources. click, rich, zstandard and moto stay out:
-the handler's import path does not use them.
+``aws-lambda-powertools`` and ``awscrt`` (the native S3 client, ``ddb_backup.store.native``) at the
+versions pinned in pyproject.toml, resolved for the function's architecture (``--arch``: arm64, the
+template's, as ``manylinux2014_aarch64``, or x86_64) and binary wheels only, so nothing is compiled
+for this machine by mistake, and the package's own sources. awscrt's wheel holds one native library
+for one architecture, so each architecture has its own zip (``make package`` builds both). click,
+rich, zstandard and moto stay out: the handler's import path does not use them.
 
 The zip is reproducible: sorted entries, fixed timestamps and modes, so an unchanged build gives
 the same bytes and ``sam deploy`` sees nothing to upload.
@@ -37,9 +39,10 @@ ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_OUT = ROOT / "dist" / "ddb-backup-lambda.zip"
 PACKAGE = "ddb_backup"
 # What the function needs at run time beyond the Lambda runtime (boto3 and botocore are in it).
-ZIP_REQUIREMENTS = ("aws-lambda-powertools",)
+ZIP_REQUIREMENTS = ("aws-lambda-powertools", "awscrt")
 LAMBDA_PYTHON = "3.12"
-LAMBDA_PLATFORM = "manylinux2014_aarch64"
+PLATFORMS = {"arm64": "manylinux2014_aarch64", "x86_64": "manylinux2014_x86_64"}
+DEFAULT_ARCH = "arm64"  # template.yaml's Architectures
 LAMBDA_TASK_ROOT = "/var/task"  # where Lambda unpacks the zip: the file names bytecode records
 FIXED_TIME = (1980, 1, 1, 0, 0, 0)
 SKIPPED_PARTS = {"__pycache__", "bin"}
@@ -64,11 +67,11 @@ def pinned(requirement: str, pyproject: Path = ROOT / "pyproject.toml") -> str:
     raise SystemExit(f"{requirement} is not a runtime dependency in {pyproject}: add it with an exact pin")
 
 
-def install_requirements(target: Path, requirements: list[str]) -> None:
-    """pip install for Lambda's Python on arm64 into ``target`` (wheels only; pip's cache is reused)."""
+def install_requirements(target: Path, requirements: list[str], arch: str = DEFAULT_ARCH) -> None:
+    """pip install for Lambda's Python on ``arch`` into ``target`` (wheels only; pip's cache is reused)."""
     command = [
         sys.executable, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--no-compile",
-        "--target", str(target), "--platform", LAMBDA_PLATFORM, "--implementation", "cp",
+        "--target", str(target), "--platform", PLATFORMS[arch], "--implementation", "cp",
         "--python-version", LAMBDA_PYTHON, "--only-binary=:all:", *requirements,
     ]  # fmt: skip
     subprocess.run(command, check=True)
@@ -128,12 +131,16 @@ def write_zip(staging: Path, out: Path, *, bytecode: bool = False) -> ZipSummary
 
 
 def build_zip(
-    out: Path = DEFAULT_OUT, *, source: Path = ROOT / "src" / PACKAGE, bytecode_python: str | None = None
+    out: Path = DEFAULT_OUT,
+    *,
+    source: Path = ROOT / "src" / PACKAGE,
+    bytecode_python: str | None = None,
+    arch: str = DEFAULT_ARCH,
 ) -> ZipSummary:
-    """Build the function's zip at ``out`` and say what it holds."""
+    """Build the function's zip for ``arch`` (arm64 or x86_64) at ``out`` and say what it holds."""
     with tempfile.TemporaryDirectory(prefix="ddb-backup-lambda-") as tmp:
         staging = Path(tmp)
-        install_requirements(staging, [pinned(name) for name in ZIP_REQUIREMENTS])
+        install_requirements(staging, [pinned(name) for name in ZIP_REQUIREMENTS], arch)
         copy_package(source, staging)
         if bytecode_python:
             compile_bytecode(staging, bytecode_python)
@@ -147,15 +154,16 @@ def main(argv: list[str] | None = None) -> int:
         "--bytecode-python", metavar="PYTHON", help=f"a Python {LAMBDA_PYTHON} to compile bytecode for the zip with"
     )
     parser.add_argument("--bytecode", action="store_true", help=f"find a Python {LAMBDA_PYTHON} to do that")
+    parser.add_argument("--arch", choices=sorted(PLATFORMS), default=DEFAULT_ARCH, help="the function's architecture")
     args = parser.parse_args(argv)
     python = args.bytecode_python or (find_lambda_python() if args.bytecode else None)
     if args.bytecode and python is None:
         print(f"no Python {LAMBDA_PYTHON} found: the zip carries sources only (slower cold starts)", file=sys.stderr)
-    summary = build_zip(args.out.resolve(), bytecode_python=python)
+    summary = build_zip(args.out.resolve(), bytecode_python=python, arch=args.arch)
     native = len(summary.native_files)
     print(f"{summary.path}: {summary.files} files, {summary.size / 1e6:.2f} MB, native files: {native}")
     if summary.native_files:
-        print("native files (built for arm64):", *summary.native_files, sep="\n  ")
+        print(f"native files (built for {args.arch}):", *summary.native_files, sep="\n  ")
     return 0
 
 

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+import hypothesis_profiles
 from ddb_backup.emulator import fix_moto_key_marker
 from ddb_backup.store.memory import MemoryStore
 
@@ -22,7 +23,20 @@ os.environ.update(
 )
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
+hypothesis_profiles.load()  # derandomised in `make test`, random and longer in `make soak`
 fix_moto_key_marker()  # moto drops a version when listing from a KeyMarker alone (emulator.py)
+
+
+@pytest.fixture(autouse=True)
+def s3_client_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """In-process moto (mock_aws) patches boto3 only, so those tests use the boto3 store; tests over
+    moto's HTTP server (``e2e``) take the default, the native client, as the Lambda function does."""
+    from ddb_backup.store.native import S3_CLIENT_ENV
+
+    if request.node.get_closest_marker("e2e") is None:
+        monkeypatch.setenv(S3_CLIENT_ENV, "boto3")
+    else:
+        monkeypatch.delenv(S3_CLIENT_ENV, raising=False)
 
 
 @pytest.fixture

@@ -30,7 +30,7 @@ from ddb_backup.store.s3 import S3Store
 
 CASES = sorted((Path(__file__).parent / "events" / "bad").glob("*.json"))
 FILL = re.compile(r"^<<(\d+) bytes>>$")
-MD5_OF = re.compile(r"^<<md5 of record (\d+)>>$")
+MD5_OF = re.compile(r"^<<(md5|hashed name) of record (\d+)>>$")
 
 
 def expand(value: Any) -> Any:
@@ -112,7 +112,8 @@ def resolve(name: str, records: list[Any]) -> str:
     match = MD5_OF.match(name)
     if not match:
         return name
-    return "orders/" + k.md5_object_name(records[int(match.group(1))]["dynamodb"]["Keys"])
+    key = records[int(match.group(2))]["dynamodb"]["Keys"]
+    return "orders/" + (k.md5_object_name(key) if match.group(1) == "md5" else k.hashed_object_name(key))
 
 
 def unaccounted(records: list[Any], response: dict[str, Any], written_ids: set[str | None]) -> list[Any]:

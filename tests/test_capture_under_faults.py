@@ -114,7 +114,7 @@ def test_the_handler_on_s3_converges_under_faults_too(monkeypatch: pytest.Monkey
             stores.append(FaultyStore.with_fault_rate(S3Store(client, bucket), 0.10, seed=len(stores)))
             return stores[-1]
 
-        monkeypatch.setattr(handler, "S3Store", faulty_s3)
+        monkeypatch.setattr(handler, "open_s3_store", faulty_s3)
         window = Workload(items=40, seed=8).window(200)
         # WHEN Lambda delivers 200 changes in batches of 25, with cold starts on retries
         delivery = ShardDelivery(HandlerFunction, batch_size=25, max_attempts=50, cold_start_rate=0.3, seed=8)

@@ -31,6 +31,7 @@ from ddb_backup.inspect.export import (
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.state import iter_states, read_image
 from ddb_backup.store.s3 import S3Store
+from hypothesis_profiles import scaled
 from inspect_support import BUCKET, Clock, backed_up, memory_store, versioned_bucket
 
 T0 = 1_764_000_000.0
@@ -65,7 +66,7 @@ def canonical(items: list[dict[str, Any]]) -> list[str]:
     return sorted(json.dumps(item, sort_keys=True) for item in items)
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=scaled(25), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(changes, st.floats(0, 1), st.sampled_from(["none", "gzip", "zstd"]))
 def test_export_lines_parse_back_into_the_items_a_restore_at_t_would_write(
     history: list[tuple[str, bool, dict[str, Any], float]], where: float, compression: str

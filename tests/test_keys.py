@@ -141,10 +141,10 @@ def test_empty_key_values_are_refused_not_named_like_a_folder(value: dict) -> No
     assert k.tenant_segment({"S": ""}) == k.MISSING_TENANT_SEGMENT  # a tenant value may be empty
 
 
-def test_too_long_plain_text_names_fall_back_to_md5() -> None:
+def test_too_long_plain_text_names_fall_back_to_a_hashed_name() -> None:
     key = {"pk": {"S": "x" * 2000}}
     namer = k.ItemNamer("p", "t", plain_text=True, schema=k.KeySchema("pk"))
-    assert namer.object_key(key) == "p/t/" + k.md5_object_name(key)
+    assert namer.object_key(key) == "p/t/%md5-" + k.md5_object_name(key)
 
 
 @given(
@@ -172,6 +172,6 @@ def test_an_item_is_found_under_either_naming() -> None:
     key = {"pk": {"S": "a"}, "sk": {"N": "1.0"}}
     store.put("p/t/a | 1", b"{}", {})
     candidates = candidate_object_keys("p", "t", key, schema=SCHEMA)
-    assert candidates == ["p/t/" + k.md5_object_name(key), "p/t/a | 1"]
+    assert candidates[:2] == ["p/t/" + k.md5_object_name(key), "p/t/a | 1"]  # ours first, then other writers'
     assert find_object_key(store, candidates) == "p/t/a | 1"
     assert find_object_key(store, candidate_object_keys("p", "t", {"pk": {"S": "zz"}})) is None

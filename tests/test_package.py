@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import platform
 import subprocess
 import sys
 import venv
@@ -45,9 +46,13 @@ def packager() -> ModuleType:
     return load_packager()
 
 
+HOST_ARCH = {"aarch64": "arm64", "arm64": "arm64"}.get(platform.machine(), "x86_64")
+
+
 @pytest.fixture(scope="module")
 def built_zip(packager: ModuleType, tmp_path_factory: pytest.TempPathFactory) -> Any:
-    return packager.build_zip(tmp_path_factory.mktemp("dist") / "ddb-backup-lambda.zip")
+    """The zip for this machine's architecture, so its native client loads here as it would on Lambda."""
+    return packager.build_zip(tmp_path_factory.mktemp("dist") / "ddb-backup-lambda.zip", arch=HOST_ARCH)
 
 
 @pytest.fixture(scope="module")
@@ -75,12 +80,29 @@ def test_the_zip_carries_the_package_and_powertools_but_not_the_cli_or_the_runti
     # GIVEN the zip built the way `make package` builds it
     # WHEN its top-level names are read
     names = top_level_names(built_zip.path)
-    # THEN it has the handler's package and Powertools (pure Python, so fit for arm64) and nothing else heavy
-    assert {"ddb_backup", "aws_lambda_powertools"} <= names
+    # THEN it has the handler's package, Powertools and the native S3 client (awscrt, one library) and
+    # nothing else heavy
+    assert {"ddb_backup", "aws_lambda_powertools", "awscrt"} <= names
     assert not names & NOT_SHIPPED
-    assert built_zip.native_files == ()
+    assert [name.split("/")[-1].split(".")[0] for name in built_zip.native_files] == ["_awscrt"]
     with zipfile.ZipFile(built_zip.path) as zipped:
         assert "ddb_backup/handler.py" in zipped.namelist()
+
+
+ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}  # e_machine: EM_AARCH64, EM_X86_64
+
+
+@pytest.mark.parametrize("arch", ["arm64", "x86_64"])
+def test_each_architecture_gets_its_own_native_client(packager: ModuleType, arch: str, tmp_path: Path) -> None:
+    # GIVEN the zip built for one of Lambda's two architectures
+    summary = packager.build_zip(tmp_path / f"{arch}.zip", arch=arch)
+    # WHEN its one native library is read
+    with zipfile.ZipFile(summary.path) as zipped:
+        (library,) = summary.native_files
+        header = zipped.read(library)[:20]
+    # THEN it is an ELF library built for that architecture
+    assert header[:4] == b"\x7fELF"
+    assert int.from_bytes(header[18:20], "little") == ELF_MACHINE[arch]
 
 
 def test_the_zip_is_reproducible(packager: ModuleType, tmp_path: Path) -> None:
@@ -102,12 +124,13 @@ RUN_HANDLER = """
 import json, sys
 task = sys.argv[1]
 sys.path.insert(0, task)
-import aws_lambda_powertools, boto3
+import aws_lambda_powertools, awscrt, boto3
 import ddb_backup.handler as h
 event = json.loads(sys.stdin.read())
 response = h.handler(event, None)
 shipped = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[2].split(",")))
-files = {"handler": h.__file__, "powertools": aws_lambda_powertools.__file__, "boto3": boto3.__file__}
+files = {"handler": h.__file__, "powertools": aws_lambda_powertools.__file__, "boto3": boto3.__file__,
+         "awscrt": awscrt.__file__, "store": type(h.runtime().capture.store).__name__}
 print(json.dumps({"response": response, "unexpected_modules": shipped, "files": files}))
 """
 
@@ -148,6 +171,8 @@ def test_the_packaged_handler_backs_up_a_batch_on_the_lambda_runtime_alone(
     assert result["unexpected_modules"] == []
     assert result["files"]["handler"].startswith(str(task))
     assert result["files"]["powertools"].startswith(str(task))
+    assert result["files"]["awscrt"].startswith(str(task))
+    assert result["files"]["store"] == "NativeS3Store"
     assert result["files"]["boto3"].startswith(str(lambda_python.parent.parent))
     versions = list(S3Store(s3, "bk-package").list_versions("backups/"))
     assert [row.key for row in versions] == ["backups/orders/a | 1", "backups/orders/a | 1"]

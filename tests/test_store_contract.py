@@ -2,24 +2,42 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 
 import boto3
 import pytest
 from moto import mock_aws
 
-from ddb_backup.emulator import fix_moto_key_marker
+from ddb_backup.aws import make_client
+from ddb_backup.emulator import fix_moto_key_marker, moto_server
 from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed
 from ddb_backup.store.memory import MemoryStore
+from ddb_backup.store.native import NativeS3Store
 from ddb_backup.store.s3 import S3Store
 
 BUCKET = "contract"
+_buckets = itertools.count()
 
 
-@pytest.fixture(params=["memory", "s3"])
+@pytest.fixture(scope="module")
+def moto_http() -> Iterator[str]:
+    """moto's HTTP server for the native client (it speaks HTTP; in-process moto patches only boto3)."""
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["memory", "s3", "native"])
 def store(request: pytest.FixtureRequest) -> Iterator[ObjectStore]:
     if request.param == "memory":
         yield MemoryStore()
+        return
+    if request.param == "native":
+        client = make_client("s3", endpoint_url=request.getfixturevalue("moto_http"), region="us-east-1")
+        bucket = f"{BUCKET}-{next(_buckets)}"
+        client.create_bucket(Bucket=bucket)
+        client.put_bucket_versioning(Bucket=bucket, VersioningConfiguration={"Status": "Enabled"})
+        yield NativeS3Store(client, bucket)
         return
     fix_moto_key_marker()  # moto drops the first version after a bare KeyMarker; S3 does not
     with mock_aws():

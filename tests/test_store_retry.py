@@ -10,6 +10,7 @@ from ddb_backup.faults import FaultyStore
 from ddb_backup.store import NoSuchVersion, StoreError
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.retry import RetryingStore
+from hypothesis_profiles import scaled
 
 
 def filled(keys: int, versions: int) -> MemoryStore:
@@ -20,7 +21,7 @@ def filled(keys: int, versions: int) -> MemoryStore:
     return store
 
 
-@settings(max_examples=25, deadline=None)
+@settings(max_examples=scaled(25), deadline=None)
 @given(seed=st.integers(0, 10_000), rate=st.sampled_from([0.1, 0.3]))
 def test_a_listing_through_faults_equals_the_listing_without(seed: int, rate: float) -> None:
     # GIVEN 1,500 keys of 2 versions (three pages) behind injected faults

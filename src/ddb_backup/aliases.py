@@ -26,8 +26,6 @@ from typing import Any
 from ddb_backup import keys as k
 
 ORIGINAL_SEPARATOR = " | "
-# Our plain-text escaping of format 1 (before ``|`` was escaped): kept to recognise names written then.
-_V1_UNSAFE = frozenset("%/\\") | {chr(c) for c in range(0x20)} | {"\x7f"}
 
 
 def table_folders(prefix: str, table: str) -> list[str]:
@@ -67,22 +65,15 @@ def original_plain_text_name(key: Mapping[str, Any]) -> str:
     return ORIGINAL_SEPARATOR.join(_scalar_text(key[name]) for name in sorted(key))
 
 
-def _escape_v1(text: str) -> str:
-    escaped = "".join("".join(f"%{b:02X}" for b in c.encode("utf-8")) if c in _V1_UNSAFE else c for c in text)
-    return "%2E" * len(escaped) if escaped and set(escaped) == {"."} else escaped
-
-
 def our_plain_text_names(key: Mapping[str, Any], schema: k.KeySchema | None) -> list[str]:
-    """Our plain-text names of a key: today's and format 1's escaping, in key-schema order (both orders
-    when the schema is not known)."""
+    """Our plain-text names of a key (``keys.object_names_of``: today's, its hashed fallback, format 1's),
+    in key-schema order (both orders when the schema is not known)."""
     orders = [schema.attribute_names] if schema is not None else list(itertools.permutations(sorted(key)))
     names: list[str] = []
     for order in orders:
         if set(order) != set(key):
             continue
-        text = k.PLAIN_TEXT_SEPARATOR.join(_scalar_text(key[name]) for name in order)
-        current = k.plain_text_object_name(key, k.KeySchema(*order))
-        for name in (current, _escape_v1(text)):
+        for name in k.object_names_of(key, k.KeySchema(*order))[1:]:
             if name not in names:
                 names.append(name)
     return names
@@ -111,7 +102,7 @@ def attribute_texts(image: Mapping[str, Any]) -> set[str]:
                 text = _scalar_text(value)
             except k.InvalidKeyError:
                 continue
-            texts.update((text, k.escape_segment(text)))
+            texts.update((text, k.escape_segment(text), k.tenant_segment_for_text(text)))
     return texts
 
 
@@ -168,7 +159,7 @@ def alias_object_keys(
     tenants = [where.tenant]
     if where.tenant:
         raw = where.tenant[:-1]
-        tenants.append(k.escape_segment(raw) + "/")
+        tenants.append(k.tenant_segment_for_text(raw) + "/")
     tenants += list(other_tenants)
     candidates: list[str] = []
     for folder, tenant, name in itertools.product(folders, tenants, item_names(key, schema)):

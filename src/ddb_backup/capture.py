@@ -116,17 +116,28 @@ class Capture:
         return k.ItemNamer(self.settings.prefix, table, self.settings.plain_text, schema)
 
     def _tenant_of(self, image: Mapping[str, Any]) -> str | None:
-        """The tenant segment for an image; ``None`` without multi-tenancy."""
+        """The tenant segment for an image (any value type: docs/format.md); ``None`` without multi-tenancy."""
         column = self.settings.tenant_column
         return k.tenant_segment(image.get(column)) if column else None
 
     def lacks_tenant(self, record: StreamRecord) -> bool:
-        """Multi-tenant, and the record's image has no tenant value (stored under the reserved one)."""
+        """Multi-tenant, and the record's image (NewImage, else OldImage) has no usable tenant value:
+        absent, empty, or of a type that cannot name a folder (stored under ``%none``)."""
         column = self.settings.tenant_column
         if not column:
             return False
         image = record.new_image or record.old_image or {}
-        return k.tenant_segment(image.get(column)) == k.MISSING_TENANT_SEGMENT
+        if not k.is_missing_tenant(image.get(column)):
+            return False
+        value = image.get(column)
+        log.warning(
+            "no usable tenant value: the change is stored under %none",
+            extra={
+                "item": k.md5_object_name(record.keys),
+                "tenant_type": next(iter(value), "?") if isinstance(value, Mapping) else "absent",
+            },
+        )
+        return True
 
     # -- planning one record --------------------------------------------------------------------
 

@@ -193,6 +193,7 @@ class FullBackup:
         self.limiter = limiter or (TokenBucket(options.read_rate) if options.read_rate else None)
         self.on_progress = on_progress
         namer = k.ItemNamer(options.prefix, table, options.plain_text, key_schema if options.plain_text else None)
+        k.check_key_room(options.prefix, table, tenants=bool(options.tenant_column))  # before any scan
         self.writer = ImageWriter(store, namer, key_schema, options.tenant_column)
         self.summary = FullBackupSummary(table=table, segments=options.segments)
         self._lock = threading.Lock()

@@ -20,7 +20,7 @@ from ddb_backup.aws import make_client
 from ddb_backup.capture import BatchReport, Capture, CaptureSettings
 from ddb_backup.schema import KeySchemaCache
 from ddb_backup.settings import Settings, require_versioning
-from ddb_backup.store.s3 import S3Store
+from ddb_backup.store.native import open_s3_store
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ddb-backup"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DdbBackup"))
@@ -43,7 +43,7 @@ _runtime: Runtime | None = None
 
 def build_runtime(settings: Settings, *, s3_client: Any = None, dynamodb_client: Any = None) -> Runtime:
     """Clients, the versioning check and the capture engine, made once per container."""
-    store = S3Store(s3_client or make_client("s3"), settings.bucket)
+    store = open_s3_store(s3_client or make_client("s3"), settings.bucket)  # native unless DDB_BACKUP_S3_CLIENT
     require_versioning(settings.bucket, store.versioning_enabled())
     schemas = KeySchemaCache(dynamodb_client or make_client("dynamodb"))
     capture_settings = CaptureSettings(

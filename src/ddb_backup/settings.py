@@ -9,6 +9,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from ddb_backup.keys import MAX_PREFIX_BYTES
+
 BACKUP_BUCKET = "BackupBucket"
 BACKUP_PREFIX = "BackupPrefix"
 PLAIN_TEXT_KEY_AS_FILENAME = "PlainTextKeyAsFilename"
@@ -33,11 +35,19 @@ def parse_bool(name: str, value: str | None) -> bool:
 
 
 def clean_prefix(prefix: str) -> str:
-    """The BackupPrefix without surrounding spaces and slashes; ``.`` and ``..`` folders are refused."""
+    """The BackupPrefix without surrounding spaces and slashes; ``.`` and ``..`` folders are refused,
+    and so is a prefix past ``MAX_PREFIX_BYTES`` of UTF-8, which with a 255-character table name, the
+    longest tenant segment and a hashed name would pass S3's 1,024-byte keys (docs/format.md)."""
     cleaned = prefix.strip().strip("/")
     if any(part in (".", "..") for part in cleaned.split("/")):
         raise SettingsError(
             f"{BACKUP_PREFIX}={prefix!r} must not contain '.' or '..' path segments: use the function's BackupPrefix"
+        )
+    size = len(cleaned.encode("utf-8"))
+    if size > MAX_PREFIX_BYTES:
+        raise SettingsError(
+            f"{BACKUP_PREFIX} is {size} bytes of UTF-8; it may be at most {MAX_PREFIX_BYTES} bytes so that every "
+            "object key stays within S3's 1,024 bytes: choose a shorter BackupPrefix"
         )
     return cleaned
 

@@ -11,8 +11,8 @@ import boto3
 import click
 
 from ddb_backup.aws import make_client
+from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
-from ddb_backup.store.s3 import S3Store
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -31,7 +31,7 @@ class Aws:
 
     def store(self, bucket: str, **options: Any) -> RetryingStore:
         """The bucket, its reads retried past botocore's own retries (``store.retry``)."""
-        return RetryingStore(S3Store(self.client("s3", **options), bucket))
+        return RetryingStore(open_s3_store(self.client("s3", **options), bucket))
 
 
 def aws_options(command: F) -> F:

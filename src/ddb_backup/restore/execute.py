@@ -73,7 +73,7 @@ class RestoreOptions:
     def tenant_segment(self) -> str | None:
         if self.tenant is None:
             return None
-        return k.MISSING_TENANT_SEGMENT if self.tenant == k.MISSING_TENANT_SEGMENT else k.escape_segment(self.tenant)
+        return k.tenant_segment_for_text(self.tenant)  # escaped, hashed when long; "%none" stays
 
     @property
     def checkpoint_path(self) -> Path:
@@ -226,7 +226,7 @@ def name_digest(object_key: str) -> bytes:
 
 def key_name_digests(key: dict[str, Any], schema: k.KeySchema) -> list[bytes]:
     """The digests an item present at T would have, under either naming."""
-    names = [k.md5_object_name(key), k.plain_text_object_name(key, schema)]
+    names = k.object_names_of(key, schema)  # every naming, fallbacks and format 1's included
     return [hashlib.md5(name.encode("utf-8"), usedforsecurity=False).digest() for name in names]
 
 

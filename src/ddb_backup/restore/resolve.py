@@ -224,7 +224,7 @@ class Resolver:
             return False
         if where.name == k.md5_object_name(key):
             return True
-        return self.schema is not None and where.name == k.plain_text_object_name(key, self.schema)
+        return self.schema is not None and where.name in k.object_names_of(key, self.schema)[1:3]
 
     # -- merging an item's names --------------------------------------------------------------------
 
@@ -271,10 +271,8 @@ class Resolver:
 
     def _canonical_keys(self, found: Inspected) -> set[str]:
         tenant = found.where.tenant
-        tenants = {tenant, k.escape_segment(tenant[:-1]) + "/"} if tenant else {""}
-        names = {k.md5_object_name(found.key)}
-        if self.schema is not None:
-            names.add(k.plain_text_object_name(found.key, self.schema))
+        tenants = {tenant, k.tenant_segment_for_text(tenant[:-1]) + "/"} if tenant else {""}
+        names = set(k.object_names_of(found.key, self.schema)[:3])  # MD5, plain text, its hashed fallback
         return {self.folders[0] + t + name for t in tenants for name in names}
 
     def inspect_removal(self, object_key: str, entry: VersionEntry) -> Inspected | None:
