@@ -43,7 +43,9 @@ _runtime: Runtime | None = None
 
 def build_runtime(settings: Settings, *, s3_client: Any = None, dynamodb_client: Any = None) -> Runtime:
     """Clients, the versioning check and the capture engine, made once per container."""
-    store = open_s3_store(s3_client or make_client("s3"), settings.bucket)  # native unless DDB_BACKUP_S3_CLIENT
+    owner = settings.expected_bucket_owner
+    # native unless DDB_BACKUP_S3_CLIENT
+    store = open_s3_store(s3_client or make_client("s3"), settings.bucket, expected_bucket_owner=owner)
     require_versioning(settings.bucket, store.versioning_enabled())
     schemas = KeySchemaCache(dynamodb_client or make_client("dynamodb"))
     capture_settings = CaptureSettings(

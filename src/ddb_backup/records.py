@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import base64
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from ddb_backup import version_meta as vm
@@ -73,16 +74,11 @@ class StreamRecord:
 
     @property
     def event_time(self) -> float:
-        """``ApproximateCreationDateTime`` as epoch seconds."""
-        value = self.dynamodb.get("ApproximateCreationDateTime")
-        if isinstance(value, datetime):
-            return value.timestamp()
+        """``ApproximateCreationDateTime`` as epoch seconds, to the microsecond (``event_time_of``)."""
         try:
-            return float(value)  # type: ignore[arg-type]
-        except (TypeError, ValueError) as err:
-            raise BadRecord(
-                f"record {self.sequence_number}: ApproximateCreationDateTime missing or not a number: {value!r}"
-            ) from err
+            return event_time_of(self.dynamodb.get("ApproximateCreationDateTime"))
+        except ValueError as err:
+            raise BadRecord(f"record {self.sequence_number}: ApproximateCreationDateTime {err}") from err
 
     @property
     def keys(self) -> dict[str, Any]:
@@ -130,6 +126,49 @@ class StreamRecord:
         )
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICROSECOND = Decimal("0.000001")
+
+
+def event_time_of(value: Any) -> float:
+    """Epoch seconds of an ``ApproximateCreationDateTime`` as Lambda gives it (a number), as the AWS CLI
+    prints it (ISO 8601 with an offset, e.g. ``2026-11-27T10:00:00+00:00``; or a number as text), or as
+    boto3 parses it (a ``datetime``). Whole seconds, milliseconds and microseconds are kept as given;
+    finer digits are dropped (rounded down, as AWS rounds event times). ``ValueError`` says what is wrong.
+    """
+    if isinstance(value, datetime):
+        return _epoch_of(value)
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        raise ValueError(f"is missing or not a time: a {type(value).__name__} (expected epoch seconds or ISO 8601)")
+    text = repr(value) if isinstance(value, float) else str(value).strip()  # repr: a float's shortest digits
+    try:
+        seconds = Decimal(text)
+    except InvalidOperation:
+        return _epoch_of(_iso_moment(text))
+    if not seconds.is_finite():
+        raise ValueError("is not a finite number of seconds")
+    return float(seconds.quantize(_MICROSECOND, rounding=ROUND_FLOOR))
+
+
+def _iso_moment(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError as err:
+        raise ValueError(
+            "is neither epoch seconds nor an ISO 8601 time (e.g. 1732700000 or 2026-11-27T10:00:00Z)"
+        ) from err
+    if moment.tzinfo is None:
+        raise ValueError("is an ISO 8601 time without a time zone: add Z or +00:00, as the AWS CLI prints it")
+    return moment
+
+
+def _epoch_of(moment: datetime) -> float:
+    """Exact to the microsecond (``datetime.timestamp`` can be off by one in the last digit)."""
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)  # boto3's datetimes carry tzutc; a naive one is UTC by convention
+    return ((moment - _EPOCH) // timedelta(microseconds=1)) / 1_000_000
+
+
 def _missing_arn(sequence_number: str) -> str:
     raise BadRecord(
         f"record {sequence_number} has no eventSourceARN, which names the table: "
@@ -172,7 +211,7 @@ def lambda_record(record: Mapping[str, Any], stream_arn: str, region: str) -> di
     dynamodb = dict(record["dynamodb"])
     created = dynamodb.get("ApproximateCreationDateTime")
     if isinstance(created, datetime):
-        dynamodb["ApproximateCreationDateTime"] = created.timestamp()
+        dynamodb["ApproximateCreationDateTime"] = _epoch_of(created)
     for image in ("Keys", "NewImage", "OldImage"):
         if image in dynamodb:
             dynamodb[image] = {name: to_lambda_value(value) for name, value in dynamodb[image].items()}

@@ -15,6 +15,7 @@ BACKUP_BUCKET = "BackupBucket"
 BACKUP_PREFIX = "BackupPrefix"
 PLAIN_TEXT_KEY_AS_FILENAME = "PlainTextKeyAsFilename"
 MULTI_TENANCY_COLUMN = "MultiTenancyColumn"
+EXPECTED_BUCKET_OWNER = "ExpectedBucketOwner"
 
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no", ""}
@@ -58,6 +59,7 @@ class Settings:
     prefix: str = ""
     plain_text: bool = False
     tenant_column: str | None = None
+    expected_bucket_owner: str | None = None  # account id; every S3 request carries it
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
@@ -74,7 +76,18 @@ class Settings:
             prefix=prefix,
             plain_text=parse_bool(PLAIN_TEXT_KEY_AS_FILENAME, env.get(PLAIN_TEXT_KEY_AS_FILENAME)),
             tenant_column=env.get(MULTI_TENANCY_COLUMN, "").strip() or None,
+            expected_bucket_owner=account_id(EXPECTED_BUCKET_OWNER, env.get(EXPECTED_BUCKET_OWNER)),
         )
+
+
+def account_id(name: str, value: str | None) -> str | None:
+    """An AWS account id (12 digits), or None when unset or empty."""
+    text = (value or "").strip()
+    if text and not (len(text) == 12 and text.isdigit()):
+        raise SettingsError(
+            f"{name}={value!r} is not an AWS account id: use the bucket owner's 12 digits, or leave it empty"
+        )
+    return text or None
 
 
 def require_versioning(bucket: str, enabled: bool) -> None:

@@ -45,17 +45,18 @@ class MetadataError(ValueError):
 
 
 def format_epoch(seconds: float) -> str:
-    """Epoch seconds as text: whole seconds bare (``1732700000``), else to the millisecond."""
+    """Epoch seconds as text: whole seconds bare (``1732700000``), else to the microsecond at most,
+    without trailing zeros (``1732700000.25``, ``1732700000.123456``)."""
     if float(seconds).is_integer():
         return str(int(seconds))
-    return f"{seconds:.3f}".rstrip("0").rstrip(".")
+    return f"{seconds:.6f}".rstrip("0").rstrip(".")
 
 
 def epoch_to_iso(seconds: float) -> str:
-    """``2026-11-27T10:00:00Z`` (milliseconds only when there are some)."""
+    """``2026-11-27T10:00:00Z``; milliseconds, or microseconds, only when there are some."""
     moment = datetime.fromtimestamp(seconds, tz=UTC)
-    text = moment.isoformat(timespec="milliseconds" if moment.microsecond else "seconds")
-    return text.replace("+00:00", "Z")
+    spec = "seconds" if not moment.microsecond else "milliseconds" if moment.microsecond % 1000 == 0 else "microseconds"
+    return moment.isoformat(timespec=spec).replace("+00:00", "Z")
 
 
 @dataclass(frozen=True)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -13,6 +14,7 @@ import click
 from ddb_backup.aws import make_client
 from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
+from ddb_backup.store.s3 import expect_bucket_owner
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -24,25 +26,49 @@ class Aws:
     endpoint_url: str | None = None
     region: str | None = None
     profile: str | None = None
+    expected_bucket_owner: str | None = None  # every S3 request carries it (--expected-bucket-owner)
 
     def client(self, service: str, **options: Any) -> Any:
         session = boto3.session.Session(profile_name=self.profile) if self.profile else None
-        return make_client(service, endpoint_url=self.endpoint_url, region=self.region, session=session, **options)
+        client = make_client(service, endpoint_url=self.endpoint_url, region=self.region, session=session, **options)
+        return expect_bucket_owner(client, self.expected_bucket_owner) if service == "s3" else client
 
     def store(self, bucket: str, **options: Any) -> RetryingStore:
         """The bucket, its reads retried past botocore's own retries (``store.retry``)."""
-        return RetryingStore(open_s3_store(self.client("s3", **options), bucket))
+        owner = self.expected_bucket_owner
+        return RetryingStore(open_s3_store(self.client("s3", **options), bucket, expected_bucket_owner=owner))
+
+
+def _account_id(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is not None and not re.fullmatch(r"[0-9]{12}", value.strip()):
+        raise click.BadParameter(f"{value!r} is not an AWS account id (12 digits), e.g. 123456789012")
+    return value.strip() if value else None
 
 
 def aws_options(command: F) -> F:
-    """``--endpoint-url``, ``--region``, ``--profile``; the command receives ``aws: Aws``."""
+    """``--endpoint-url``, ``--region``, ``--profile``, ``--expected-bucket-owner``; the command receives
+    ``aws: Aws``."""
 
     @click.option("--endpoint-url", envvar="AWS_ENDPOINT_URL", help="AWS endpoint (e.g. an emulator's URL).")
     @click.option("--region", envvar="AWS_REGION", help="AWS region (default: AWS_REGION / the profile's).")
     @click.option("--profile", envvar="AWS_PROFILE", help="AWS profile name.")
+    @click.option(
+        "--expected-bucket-owner",
+        envvar="DDB_BACKUP_EXPECTED_BUCKET_OWNER",
+        callback=_account_id,
+        metavar="ACCOUNT_ID",
+        help="Account that must own every bucket this command uses; S3 refuses a bucket of another owner.",
+    )
     @functools.wraps(command)
-    def wrapper(*args: Any, endpoint_url: str | None, region: str | None, profile: str | None, **kw: Any) -> Any:
-        return command(*args, aws=Aws(endpoint_url, region, profile), **kw)
+    def wrapper(
+        *args: Any,
+        endpoint_url: str | None,
+        region: str | None,
+        profile: str | None,
+        expected_bucket_owner: str | None,
+        **kw: Any,
+    ) -> Any:
+        return command(*args, aws=Aws(endpoint_url, region, profile, expected_bucket_owner), **kw)
 
     return wrapper  # type: ignore[return-value]
 

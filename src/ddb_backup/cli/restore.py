@@ -3,9 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
 import sys
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 import click
@@ -14,13 +22,15 @@ from ddb_backup import keys as k
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import UserError
-from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreOptions, RestoreSummary, restore
+from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.timeparse import FORMS, parse_time
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 INTERRUPTED = 130
+DECLINED = 1
+REJECTED = 4
 
 
 def parse_duration(text: str) -> float:
@@ -65,6 +75,12 @@ def parse_key(text: str) -> str:
 )
 @click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file path.")
 @click.option("--allow-same-table", is_flag=True, help="Allow --to-table to be the source table itself.")
+@click.option(
+    "--rejects",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Where items the target refuses go (JSON lines; default: beside the checkpoint, *.rejects.jsonl).",
+)
+@click.option("--yes", "-y", is_flag=True, help="Do not ask before --overwrite, --sync, --allow-same-table (scripts).")
 def restore_command(
     aws: Aws,
     bucket: str,
@@ -72,6 +88,7 @@ def restore_command(
     at_text: str,
     key_texts: tuple[str, ...],
     max_lag: str,
+    yes: bool,
     **flags: Any,
 ) -> None:
     """Restore a table as it was at TIME, exactly by each change's own event time.
@@ -85,6 +102,13 @@ def restore_command(
     --segment I --total-segments N splits the work over N processes or machines (like a parallel
     scan); each restores its share of the items, together the whole table.
 
+    --overwrite, --sync and --allow-same-table change a live table: on a terminal the restore
+    first shows the target, TIME (UTC and local) and the items it would put and delete, and
+    asks; without a terminal it refuses unless --yes. The first Ctrl-C stops sending writes
+    (those in flight finish) and saves the checkpoint; a second one aborts at once. An item the
+    target refuses (e.g. an empty string in an index key) is written to the rejects file with
+    DynamoDB's reason; every other item is restored.
+
     \b
     Example:
       ddb-backup restore --bucket my-backups --table orders --at 2026-11-27T10:00:00Z \\
@@ -93,9 +117,11 @@ def restore_command(
           --allow-same-table --overwrite --key '{"pk":{"S":"customer#1"},"sk":{"N":"1"}}'
 
     \b
-    Exit codes: 0 restored (or planned, with --dry-run), 2 a usage or user error (the message
-    says what to change), 3 an AWS or storage error (retries spent; --resume continues),
-    130 interrupted (--resume continues).
+    Exit codes: 0 restored (or planned, with --dry-run), 1 you answered no at the prompt
+    (nothing written), 2 a usage or user error, nothing written (the message says what to
+    change), 3 an AWS or storage error (retries spent; --resume continues), 4 restored except
+    the items the target refused (listed in the rejects file), 130 interrupted by Ctrl-C
+    (--resume continues).
     """
     options = RestoreOptions(
         bucket=bucket,
@@ -108,19 +134,87 @@ def restore_command(
     )
     store = aws.store(bucket, max_pool=max(64, options.workers * 2))
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
+    if not yes:
+        _confirm(options, lambda opts: restore(opts, store, dynamodb))
+    stop = threading.Event()
     try:
-        with progress("restore") as update:
+        with progress("restore") as update, _ctrl_c_stops(stop):
             summary = restore(
                 options,
                 store,
                 dynamodb,
                 progress=lambda s: update(s.puts, None, f"{s.items} looked at, {s.metadata_reads} metadata reads"),
                 on_plan=_print_plan_line if options.dry_run else None,
+                stop=stop,
             )
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
         sys.exit(INTERRUPTED)
     _print_summary(summary)
+    if summary.rejected:
+        click.echo(
+            f"error: the target refused {summary.rejected} item(s); they are in {summary.rejects_path} with "
+            "DynamoDB's reason (Try: fix them, or the table's indexes, and write them again)",
+            err=True,
+        )
+        sys.exit(REJECTED)
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def destructive_flags(options: RestoreOptions) -> list[str]:
+    """The flags of ``options`` that change a live table (what needs a confirmation)."""
+    same_table = options.allow_same_table and options.target == options.source
+    flags = [("--allow-same-table", same_table), ("--overwrite", options.overwrite), ("--sync", options.sync)]
+    return [name for name, on in flags if on]
+
+
+def _confirm(options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSummary]) -> None:
+    """Show what a destructive restore will do and ask; refuse when nobody can answer."""
+    flags = destructive_flags(options)
+    if not flags or options.dry_run:
+        return
+    if not stdin_is_terminal():
+        raise UserError(
+            f"{' '.join(flags)} change(s) the live table {options.target!r} and there is no terminal to ask",
+            "add --yes to confirm in a script",
+        )
+    planned = plan(replace(options, dry_run=True, resume=False))
+    at = datetime.fromtimestamp(options.at, tz=UTC)
+    click.echo(f"restore into table {options.target!r} ({', '.join(flags)})", err=True)
+    click.echo(f"TIME: {at:%Y-%m-%d %H:%M:%S} UTC = {at.astimezone():%Y-%m-%d %H:%M:%S %Z} local", err=True)
+    deletes = f", delete {planned.deletes}" if options.sync else ""
+    click.echo(f"items to put: {planned.puts}{deletes} (from a dry run of the plan)", err=True)
+    if not click.confirm("Go ahead?", default=False, err=True):
+        click.echo("not restored: nothing was written", err=True)
+        sys.exit(DECLINED)
+
+
+@contextmanager
+def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
+    """The first Ctrl-C sets ``stop`` (no new writes; checkpoint saved), a second one exits at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupted(signum: int, frame: FrameType | None) -> None:
+        if stop.is_set():
+            click.echo("aborted: the checkpoint holds the ranges finished so far; --resume continues", err=True)
+            os._exit(INTERRUPTED)  # worker threads may be waiting on AWS: do not wait for them
+        stop.set()
+        click.echo(
+            "stopping: no new writes, the ones in flight finish, then the checkpoint is saved "
+            "(Ctrl-C again to abort now)",
+            err=True,
+        )
+
+    previous = signal.signal(signal.SIGINT, interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def _print_plan_line(state: ItemState) -> None:

@@ -77,7 +77,9 @@ def run(
     from ddb_backup.settings import Settings, clean_prefix
     from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler, stream_arn_for
 
-    settings = Settings(bucket, clean_prefix(prefix), plain_text, tenant_column or None)
+    settings = Settings(
+        bucket, clean_prefix(prefix), plain_text, tenant_column or None, expected_bucket_owner=aws.expected_bucket_owner
+    )
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)

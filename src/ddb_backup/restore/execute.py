@@ -1,11 +1,16 @@
 """The restore executor: options checked first, then the plan streamed into writes.
 
-``restore`` lists the backup's key ranges in parallel (``state.iter_states``), GETs each present
-item's image on a bounded pool, writes them with ``BatchWriter`` and marks a key range finished in
-the checkpoint once all its items are written. ``--sync`` then scans the target and deletes what was
-absent at T. A dry run lists and decides (metadata reads included) but reads no image and writes
-nothing. Memory is bounded by the pools and queues, whatever the size of the table; only ``--sync``
-keeps a set of the items present at T (16-byte digests, about 100 bytes per item in a Python set).
+``restore`` checks the target's key against the backup's, lists the backup's key ranges in parallel
+(``state.iter_states``), GETs each present item's image on a bounded pool, writes them with
+``BatchWriter`` and marks a key range finished in the checkpoint once all its items are written (or
+rejected: set aside in the rejects file). ``--sync`` then waits until every write is acknowledged,
+records the sync phase in the checkpoint, and only then scans the target and deletes the items
+whose key is not in the complete set of keys present at T. A set ``stop`` event ends the run
+cleanly: no new write is sent, writes in flight finish, the checkpoint is saved and
+``RestoreInterrupted`` is raised. A dry run lists and decides (metadata reads included) but reads
+no image and writes nothing. Memory is bounded by the pools and queues, whatever the size of the
+table; only ``--sync`` keeps a set of the keys present at T (16-byte digests, about 100 bytes per
+item in a Python set).
 """
 
 from __future__ import annotations
@@ -14,24 +19,25 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import Future, ThreadPoolExecutor
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from ddb_backup import keys as k
-from ddb_backup.errors import BackupError, UserError
+from ddb_backup.errors import BackupError, HintedError, UserError
 from ddb_backup.locate import candidate_object_keys, find_object_keys
 from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
 from ddb_backup.restore.plan import PointInTime, folder_ranges, table_folders
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
-from ddb_backup.restore.resolve import TAKE, Resolver
+from ddb_backup.restore.rejects import RejectsFile, default_rejects_path
+from ddb_backup.restore.resolve import REJECT, TAKE, Resolver
 from ddb_backup.restore.state import iter_states
-from ddb_backup.restore.target import Target, prepare_target, source_schema
+from ddb_backup.restore.target import Target, check_items_fit, image_key_problem, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
-from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter
+from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, key_of
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import describe_table
 from ddb_backup.version_meta import epoch_to_iso
@@ -68,6 +74,7 @@ class RestoreOptions:
     max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS
     batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
     scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
+    rejects: Path | None = None  # where items the target refuses go (default: next to the checkpoint)
 
     @property
     def tenant_segment(self) -> str | None:
@@ -78,6 +85,10 @@ class RestoreOptions:
     @property
     def checkpoint_path(self) -> Path:
         return self.checkpoint or default_path(self.target, self.segment, self.total_segments)
+
+    @property
+    def rejects_path(self) -> Path:
+        return self.rejects or default_rejects_path(self.checkpoint_path)
 
     def query(self) -> Query:
         return Query(
@@ -109,6 +120,8 @@ class RestoreSummary:
     ranges_already_done: int = 0
     retries: int = 0
     throttled: int = 0
+    rejected: int = 0  # items the target refused, set aside in ``rejects_path``
+    rejects_path: Path | None = None
     seconds: float = 0.0
     legacy: bool = False
     earliest: float | None = None  # oldest S3 write time seen
@@ -124,10 +137,17 @@ class RestoreSummary:
             f"{verb}: {self.puts}{rate}",
             f"{'would delete' if self.dry_run else 'deleted'}: {self.deletes}",
             f"skipped (absent at TIME): {self.skipped}",
+            *([f"rejected by the target: {self.rejected} (in {self.rejects_path})"] if self.rejected else []),
             f"metadata reads: {self.metadata_reads}",
             f"ranges: {self.ranges} ({self.ranges_already_done} done before this run)",
             f"seconds: {self.seconds:.1f}",
         ]
+
+
+class RestoreInterrupted(HintedError):
+    """The run was stopped (``stop`` set, e.g. by Ctrl-C): writes in flight finished, checkpoint saved."""
+
+    exit_code = 130
 
 
 Progress = Callable[[RestoreSummary], None]
@@ -171,16 +191,24 @@ def restore(
     progress: Progress | None = None,
     on_plan: PlanLine | None = None,
     now: Callable[[], float] = time.time,
+    stop: threading.Event | None = None,
 ) -> RestoreSummary:
-    """Restore ``options.source`` at ``options.at`` into ``options.target``; returns the summary."""
+    """Restore ``options.source`` at ``options.at`` into ``options.target``; returns the summary.
+
+    Raises ``UserError`` for what the user must change (nothing written), ``BackupError`` when AWS or
+    S3 fail past retries and ``RestoreInterrupted`` once ``stop`` is set; after the last two the
+    checkpoint is saved and ``resume=True`` continues. Items the target refuses are counted in
+    ``summary.rejected`` and written to ``options.rejects_path`` (README, "Restore exit codes").
+    """
     validate(options, now())
-    return _Restore(options, store, dynamodb, progress, on_plan).run()
+    return _Restore(options, store, dynamodb, progress, on_plan, stop or threading.Event()).run()
 
 
 class _Tracker:
     """Knows when a key range is finished: listed to its end and all its items written."""
 
     def __init__(self, on_finished: Callable[[KeyRange, list[bytes]], None]) -> None:
+        """``on_finished(range, digests)``: the range is written; ``digests`` are its items' key digests."""
         self._on_finished = on_finished
         self._open: dict[int, list[Any]] = {}  # index -> [outstanding writes, listed, digests]
         self._lock = threading.Lock()
@@ -195,10 +223,12 @@ class _Tracker:
             if digest is not None:
                 entry[2].append(digest)
 
-    def written(self, key_range: KeyRange) -> None:
+    def written(self, key_range: KeyRange, digest: bytes | None = None) -> None:
         with self._lock:
             entry = self._open[key_range.index]
             entry[0] -= 1
+            if digest is not None:
+                entry[2].append(digest)
             finished = self._finished(key_range, entry)
         if finished is not None:
             self._on_finished(key_range, finished)
@@ -219,15 +249,64 @@ class _Tracker:
         return digests
 
 
+class _Gets:
+    """The bounded pool of image GETs: at most ``workers * 4`` queued, the first failure kept."""
+
+    def __init__(self, workers: int, stop: threading.Event) -> None:
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="get")
+        self._slots = threading.BoundedSemaphore(workers * 4)
+        self._most = workers * 16
+        self._futures: set[Future[None]] = set()
+        self._failures: list[BaseException] = []
+        self._stop = stop
+
+    def submit(self, work: Callable[..., None], *args: Any) -> bool:
+        """Queue one GET; False (nothing queued) once stopped."""
+        while not self._slots.acquire(timeout=0.1):
+            if self._stop.is_set():
+                return False
+        future = self._pool.submit(work, *args)
+        if len(self._futures) > self._most:  # keep the set bounded: only a few are not done
+            self._futures = {f for f in self._futures if not f.done()}
+        self._futures.add(future)
+        future.add_done_callback(self._finished)
+        return True
+
+    def _finished(self, future: Future[None]) -> None:
+        self._slots.release()
+        if not future.cancelled() and future.exception() is not None:
+            self._failures.append(future.exception())  # type: ignore[arg-type]
+
+    def raise_failure(self) -> None:
+        if self._failures:
+            raise self._failures[0]
+
+    def wait(self, on_wait: Callable[[], None]) -> None:
+        """Until every GET is done (or stopped), calling ``on_wait`` (progress) about 5 times a second."""
+        while self._futures and not self._stop.is_set():
+            _, pending = wait(self._futures, timeout=0.2)
+            self._futures = set(pending)
+            on_wait()
+        self._pool.shutdown(wait=True, cancel_futures=self._stop.is_set())
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
 def name_digest(object_key: str) -> bytes:
     """16 bytes standing for an item's object name (the last path segment: tenants do not matter)."""
     return hashlib.md5(object_key.rsplit("/", 1)[-1].encode("utf-8"), usedforsecurity=False).digest()
 
 
 def key_name_digests(key: dict[str, Any], schema: k.KeySchema) -> list[bytes]:
-    """The digests an item present at T would have, under either naming."""
+    """The digests an item present at T would have, under any naming (dry runs: no image read)."""
     names = k.object_names_of(key, schema)  # every naming, fallbacks and format 1's included
     return [hashlib.md5(name.encode("utf-8"), usedforsecurity=False).digest() for name in names]
+
+
+def key_digest(key: Mapping[str, Any]) -> bytes:
+    """16 bytes standing for an item's key (its canonical ``key_json``), whatever named its object."""
+    return hashlib.md5(k.key_json(key).encode("utf-8"), usedforsecurity=False).digest()
 
 
 class _Restore:
@@ -238,14 +317,16 @@ class _Restore:
         dynamodb: Any,
         progress: Progress | None,
         on_plan: PlanLine | None,
+        stop: threading.Event,
     ) -> None:
         self.options, self.store, self.dynamodb = options, store, dynamodb
-        self.progress, self.on_plan = progress, on_plan
+        self.progress, self.on_plan, self.stop = progress, on_plan, stop
         self.summary = RestoreSummary(dry_run=options.dry_run)
         self.when = PointInTime(options.at, options.max_lag)
         self._lock = threading.Lock()
         self._shown = 0.0
         self._dry_present: set[bytes] = set()
+        self.key_types: Mapping[str, str] = {}  # the target's key attributes' types (S, N, B)
         self.resolver: Resolver | None = None  # set once the key schema is known
 
     # -- the run -------------------------------------------------------------------------------
@@ -264,6 +345,7 @@ class _Restore:
             self.options = options = replace(options, at=checkpoint.query.at)
             self.when = PointInTime(options.at, options.max_lag)
         schema = source_schema(self.store, self.dynamodb, options.prefix, options.source)
+        from_source = schema is not None  # else the backup's own items say what its key is
         schema = schema or describe_table(self.dynamodb, options.target)
         target = prepare_target(
             self.dynamodb,
@@ -274,7 +356,11 @@ class _Restore:
             dry_run=options.dry_run,
         )
         self.summary.target_created = target.created
-        self.resolver = Resolver(self.store, options.prefix, options.source, target.key_schema)
+        self.key_types = target.key_types
+        self.resolver = Resolver(self.store, options.prefix, options.source, target.key_schema, keyless_as_reject=True)
+        if not from_source:
+            folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
+            check_items_fit(self.store, folder, target)
         ranges, scheme = self._ranges(target.key_schema, checkpoint)
         if checkpoint is None and not options.dry_run:
             checkpoint = Checkpoint.start(options.checkpoint_path, options.query(), scheme)
@@ -347,7 +433,7 @@ class _Restore:
     def _list_workers(self) -> int:
         return self.options.workers  # listing threads also HEAD the versions S3's clock cannot decide
 
-    def _writer(self, target: Target) -> BatchWriter:
+    def _writer(self, target: Target, rejects: RejectsFile) -> BatchWriter:
         return BatchWriter(
             self.dynamodb,
             target.name,
@@ -356,20 +442,27 @@ class _Restore:
             batch_size=self.options.batch_size,
             limiter=TokenBucket(self.options.write_rate) if self.options.write_rate else None,
             max_retry_seconds=self.options.max_retry_seconds,
+            on_reject=rejects.add,
+            stop=self.stop,
         )
 
     def _write(self, ranges: list[KeyRange], target: Target, checkpoint: Checkpoint) -> None:
         pending = [r for r in ranges if r.index not in checkpoint.finished]
         self.summary.ranges = len(ranges)
         self.summary.ranges_already_done = len(ranges) - len(pending)
-        writer = self._writer(target)
+        rejects = RejectsFile(self.options.rejects_path, at=self.options.at)
+        writer = self._writer(target, rejects)
         try:
             if checkpoint.phase != PHASE_SYNC:
                 self._write_ranges(pending, writer, checkpoint)
+                writer.drain(lambda: self._show(writer))  # every write acknowledged: all done callbacks ran
+                self._raise_if_stopped()
+                self._check_all_finished(pending, checkpoint)
             if self.options.sync:
-                checkpoint.enter_phase(PHASE_SYNC)
+                checkpoint.enter_phase(PHASE_SYNC)  # a crash from here on resumes with the deletes
                 self._sync(target, writer, checkpoint.present_digests())
             writer.close()
+            self._raise_if_stopped()
         except StoreError as err:
             writer.abort()
             raise BackupError(str(err), RESUME_HINT) from err
@@ -377,57 +470,73 @@ class _Restore:
             writer.abort()
             raise
         finally:
-            self._collect(writer)
+            self._collect(writer, rejects)
             checkpoint.save_if_changed()
 
-    def _collect(self, writer: BatchWriter) -> None:
+    def _check_all_finished(self, ranges: list[KeyRange], checkpoint: Checkpoint) -> None:
+        unfinished = [r.index for r in ranges if r.index not in checkpoint.finished]
+        if unfinished:  # a bug, never an expected state: refuse to go on to the deletes
+            raise BackupError(f"key ranges {unfinished[:5]} not finished after every write returned", RESUME_HINT)
+
+    def _raise_if_stopped(self) -> None:
+        if self.stop.is_set():
+            raise RestoreInterrupted(
+                "restore stopped: the writes in flight finished and the checkpoint is saved",
+                "run the same command again with --resume to finish",
+            )
+
+    def _collect(self, writer: BatchWriter, rejects: RejectsFile) -> None:
         stats = writer.stats
         self.summary.puts, self.summary.deletes = stats.puts, stats.deletes
         self.summary.retries, self.summary.throttled = stats.retries, stats.throttled
+        self.summary.rejected = rejects.count
+        self.summary.rejects_path = rejects.path if rejects.count else None
+        rejects.close()
 
     def _write_ranges(self, ranges: list[KeyRange], writer: BatchWriter, checkpoint: Checkpoint) -> None:
         tracker = _Tracker(lambda key_range, digests: checkpoint.finish_range(key_range.index, digests))
-        pool = ThreadPoolExecutor(max_workers=self.options.workers, thread_name_prefix="get")
-        slots = threading.BoundedSemaphore(self.options.workers * 4)
-        failures: list[BaseException] = []
-
-        def fetched(future: Future[None]) -> None:
-            slots.release()
-            if future.exception() is not None:
-                failures.append(future.exception())  # type: ignore[arg-type]
-
+        gets = _Gets(self.options.workers, self.stop)
+        states = iter_states(self.store, ranges, self.when, workers=self._list_workers())
         try:
-            for key_range, state in iter_states(self.store, ranges, self.when, workers=self._list_workers()):
-                if failures:
-                    raise failures[0]
+            for key_range, state in states:
+                gets.raise_failure()
+                if self.stop.is_set():
+                    break
                 if state is None:
                     tracker.listed(key_range)
                     continue
                 self._count(state)
                 if state.present:
-                    tracker.present(key_range, None, writes=1)  # its digest once resolved (_restore_item)
-                    slots.acquire()
-                    pool.submit(self._restore_item, key_range, state, writer, tracker).add_done_callback(fetched)
+                    tracker.present(key_range, None, writes=1)
+                    if not gets.submit(self._restore_item, key_range, state, writer, tracker):
+                        break
                 self._show(writer)
-            pool.shutdown(wait=True)
-            if failures:
-                raise failures[0]
+            gets.wait(lambda: self._show(writer))
+            gets.raise_failure()
             writer.flush()
         finally:
-            pool.shutdown(wait=False, cancel_futures=True)
+            getattr(states, "close", lambda: None)()  # a generator: stop its listing threads now
+            gets.close()
 
     def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
         assert state.version is not None and self.resolver is not None
+        if self.stop.is_set():
+            return
         resolution = self.resolver.resolve(state, self.options.at, max_lag=self.options.max_lag)
         with self._lock:
             self.summary.image_reads += 1
             self.summary.legacy = self.summary.legacy or resolution.legacy
-        if resolution.kind != TAKE or resolution.image is None or resolution.key is None:
+        image = resolution.image
+        if resolution.kind not in (TAKE, REJECT) or image is None:
             tracker.written(key_range)  # a stray object, or the item's state is held under another name
             return
-        if self.options.sync:
-            tracker.present(key_range, name_digest(k.md5_object_name(resolution.key)), writes=0)
-        writer.put(resolution.image, done=lambda: tracker.written(key_range))
+        problem = image_key_problem(image, writer.schema, self.key_types)
+        if problem is not None:
+            writer.reject(image, f"{state.object_key} {state.version.version_id}: {problem}")
+            tracker.written(key_range)
+            return
+        digest = key_digest(key_of(image, writer.schema)) if self.options.sync else None
+        writer.put(image, done=lambda: tracker.written(key_range, digest))
 
     # -- sync -------------------------------------------------------------------------------------
 
@@ -438,11 +547,13 @@ class _Restore:
         else:
             keys = scan_keys(self.dynamodb, target.name, target.key_schema)
         for key in keys:
-            if any(digest in present for digest in key_name_digests(key, target.key_schema)):
-                continue
+            if self.stop.is_set():
+                return
             if writer is None:
+                if any(digest in present for digest in key_name_digests(key, target.key_schema)):
+                    continue
                 self.summary.deletes += 1
-            else:
+            elif key_digest(key) not in present:
                 writer.delete(key)
             self._show(writer)
 
@@ -465,7 +576,7 @@ class _Restore:
             summary.warnings.append(LEGACY_WARNING)
         if self.resolver is not None:
             summary.warnings += self.resolver.skips.lines()
-        if summary.items == 0:
+        if summary.items == 0 and summary.ranges_already_done == 0:
             summary.warnings.append("the backup holds no versions for this restore (check --bucket, --prefix, --table)")
         elif summary.puts == 0 and summary.earliest is not None and summary.earliest > options.at:
             summary.warnings.append(

@@ -45,7 +45,7 @@ _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50
 MAX_EXAMPLES = 5
 
-TAKE, ELSEWHERE, SKIP = "take", "elsewhere", "skip"
+TAKE, ELSEWHERE, SKIP, REJECT = "take", "elsewhere", "skip", "reject"
 NOT_JSON = "not JSON"
 NOT_IMAGE = "not an item image"
 NO_KEY = "no key attributes of the table"
@@ -111,8 +111,18 @@ def parse_image(body: bytes) -> tuple[dict[str, Any] | None, str]:
 class Resolver:
     """Decides objects of one table (``prefix``, ``table``) for readers; thread-safe."""
 
-    def __init__(self, store: ObjectStore, prefix: str, table: str, schema: k.KeySchema | None = None) -> None:
+    def __init__(
+        self,
+        store: ObjectStore,
+        prefix: str,
+        table: str,
+        schema: k.KeySchema | None = None,
+        *,
+        keyless_as_reject: bool = False,
+    ) -> None:
         self.store, self.prefix, self.table, self.schema = store, prefix, table, schema
+        # restore sets it: an image without the key attributes goes to its rejects file, not to the skips
+        self.keyless_as_reject = keyless_as_reject
         self.folders = al.table_folders(prefix, table)
         self.skips = Skips()
         self.alias_reads = 0  # LIST and HEAD requests spent merging names
@@ -195,6 +205,8 @@ class Resolver:
             meta = None
         key = self._key(image, meta, object_key)
         if key is None:
+            if self.keyless_as_reject:
+                return Resolution(REJECT, object_key, image=image, reason=NO_KEY)
             return self._skip(NO_KEY, object_key)
         where = al.placement(object_key, self.folders, key, image, self.schema)
         if where is None:

@@ -4,23 +4,36 @@ A missing target is created like the source: from the schema saved with the back
 (docs/format.md, "Saved table schemas") or from the live source table's DescribeTable. Both have the
 same shape, so one function turns either into CreateTable arguments. TTL is never switched on for a
 restored table: it would start deleting restored items whose expiry time has passed.
+
+An existing target must have the backup's key: the same attribute names in the same roles with the
+same types (AttributeDefinitions). When neither a saved schema nor the source table is there, the
+backup's own items say what its key is (``check_items_fit``): the typed key in a version's metadata,
+or, for the original tool's versions, an image whose key under the target's schema names its object.
+A target keyed otherwise would merge items (fewer key attributes) or refuse every write.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import json
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.store import ObjectStore
+from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import create_table_args, describe_table, load_schema
+from ddb_backup.version_meta import MetadataError, VersionMeta
 
 ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"
 ACTIVE_TIMEOUT_SECONDS = 600.0
+SAMPLE_OBJECTS = 20  # objects looked at to learn the backup's key when no schema is known
+NEW_TABLE_HINT = "restore into a new table (--to-table NEW_NAME); it is created with the backup's key"
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,22 @@ class Target:
     key_schema: k.KeySchema
     created: bool  # by this restore (so it was empty)
     exists: bool = True  # False only in a dry run that would create it
+    key_types: Mapping[str, str] = field(default_factory=dict)  # key attribute -> S, N or B (when known)
+
+
+def key_types(table: Mapping[str, Any]) -> dict[str, str]:
+    """The types of a DescribeTable-shaped table's key attributes, from its AttributeDefinitions."""
+    names = {element["AttributeName"] for element in table["KeySchema"]}
+    definitions = table.get("AttributeDefinitions") or []
+    return {d["AttributeName"]: d["AttributeType"] for d in definitions if d["AttributeName"] in names}
+
+
+def describe_key(schema: k.KeySchema, types: Mapping[str, str]) -> str:
+    """``pk (S, hash) + sk (N, range)``: a key as the user reads it in a message."""
+    parts = [f"{schema.hash_key} ({types.get(schema.hash_key, '?')}, hash)"]
+    if schema.range_key is not None:
+        parts.append(f"{schema.range_key} ({types.get(schema.range_key, '?')}, range)")
+    return " + ".join(parts)
 
 
 def source_schema(store: ObjectStore, client: Any, prefix: str, source: str) -> dict[str, Any] | None:
@@ -56,31 +85,133 @@ def prepare_target(
     """Find or create the target; refuse a non-empty one unless told to overwrite (or resuming)."""
     existing = describe_table(client, target)
     if existing is not None:
-        key_schema = k.KeySchema.from_describe_table(existing)
-        if schema is not None and k.KeySchema.from_describe_table(schema) != key_schema:
-            raise UserError(
-                f"table {target!r} has the key {key_schema.attribute_names}, the backup's table has "
-                f"{k.KeySchema.from_describe_table(schema).attribute_names}",
-                "restore into a new table (--to-table NEW_NAME); it is created with the right key",
-            )
+        key_schema, types = k.KeySchema.from_describe_table(existing), key_types(existing)
+        if schema is not None:
+            wanted, wanted_types = k.KeySchema.from_describe_table(schema), key_types(schema)
+            if wanted != key_schema or any(types.get(name) != kind for name, kind in wanted_types.items()):
+                raise UserError(
+                    f"table {target!r} is keyed {describe_key(key_schema, types)}, the backup's table "
+                    f"{describe_key(wanted, wanted_types)}",
+                    NEW_TABLE_HINT,
+                )
         if not (overwrite or resuming) and not is_empty(client, target):
             raise UserError(
                 f"table {target!r} is not empty",
                 "add --overwrite to write into it (and --sync to also delete items absent at TIME), "
                 "or choose a new --to-table",
             )
-        return Target(target, key_schema, created=False)
+        return Target(target, key_schema, created=False, key_types=types)
     if schema is None:
         raise UserError(
             f"table {target!r} does not exist and no schema of the source table was found "
             "(none saved with the backup, and the source table is gone)",
             "create the target table yourself with the source's key, then run again",
         )
+    new_key, new_types = k.KeySchema.from_describe_table(schema), key_types(schema)
     if dry_run:
-        return Target(target, k.KeySchema.from_describe_table(schema), created=True, exists=False)
+        return Target(target, new_key, created=True, exists=False, key_types=new_types)
     client.create_table(**create_table_args(schema, target))
     wait_active(client, target, sleep=sleep)
-    return Target(target, k.KeySchema.from_describe_table(schema), created=True)
+    return Target(target, new_key, created=True, key_types=new_types)
+
+
+def image_key_problem(image: Any, schema: k.KeySchema, types: Mapping[str, str]) -> str | None:
+    """Why ``image`` cannot be written under the key ``schema`` (a key attribute absent, of another
+    type, or empty), or None when it can."""
+    if not isinstance(image, Mapping):
+        return f"not an item image (a JSON {type(image).__name__})"
+    for name in schema.attribute_names:
+        value = image.get(name)
+        if not isinstance(value, Mapping) or len(value) != 1:
+            return f"has no key attribute {name!r} of the target's key {describe_key(schema, types)}"
+        kind = next(iter(value))
+        if name in types and kind != types[name]:
+            return f"key attribute {name!r} is of type {kind}, the target's is {types[name]}"
+        try:
+            k.canonical_key({name: value})
+        except k.InvalidKeyError as err:
+            return str(err)
+    return None
+
+
+def check_items_fit(store: ObjectStore, folder: str, target: Target) -> None:
+    """Refuse a target whose key does not fit the backup's items (no schema of the source is known).
+
+    Looks at up to ``SAMPLE_OBJECTS`` objects under ``folder`` (a table's items share one key
+    schema, so one that can be read decides): a version's metadata key must have exactly the target's
+    key attributes with its types; an image without our metadata (the original tool) must hold the
+    target's key attributes, and its key under the target's schema must name its object. Raises
+    ``UserError`` (exit 2) before anything is written."""
+    for object_key, version_id in _sample_versions(store, folder):
+        try:
+            stored = store.head(object_key, version_id)
+            meta = VersionMeta.from_s3(stored.metadata)
+        except (StoreError, MetadataError):
+            continue
+        if meta is not None and meta.key is not None:
+            _refuse_other_key(target, {name: next(iter(value)) for name, value in meta.key.items()}, object_key)
+            return
+        if meta is None and stored.size and _image_fits(store, object_key, version_id, target):
+            return
+
+
+def _sample_versions(store: ObjectStore, folder: str) -> list[tuple[str, str]]:
+    entries = itertools.islice(store.list_versions(folder), SAMPLE_OBJECTS * 4)
+    return [(e.key, e.version_id) for e in entries if not e.is_delete_marker and not e.key.endswith("/")][
+        :SAMPLE_OBJECTS
+    ]
+
+
+def _refuse_other_key(target: Target, backup_types: Mapping[str, str], object_key: str) -> None:
+    names = set(target.key_schema.attribute_names)
+    if set(backup_types) == names and all(target.key_types.get(n, t) == t for n, t in backup_types.items()):
+        return
+    backup = " + ".join(f"{name} ({kind})" for name, kind in sorted(backup_types.items()))
+    raise UserError(
+        f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, the backup's "
+        f"items are keyed {backup} (e.g. {object_key})",
+        NEW_TABLE_HINT + ", or create it with that key yourself",
+    )
+
+
+def _image_fits(store: ObjectStore, object_key: str, version_id: str, target: Target) -> bool:
+    """True when the image fits the target; False when it cannot be read as an item (look further)."""
+    try:
+        image = json.loads(store.get(object_key, version_id).body)
+    except (StoreError, ValueError):
+        return False
+    if not isinstance(image, dict):
+        return False
+    problem = image_key_problem(image, target.key_schema, target.key_types)
+    key = {name: image[name] for name in target.key_schema.attribute_names if name in image}
+    if problem is None and _named_by(object_key, key, target.key_schema):
+        return True
+    types = {name: next(iter(value)) for name, value in key.items() if isinstance(value, Mapping)}
+    raise UserError(
+        f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, but the backup's "
+        f"item {object_key} is not named by that key ({problem or 'its name comes from other attributes'}; "
+        f"it has {', '.join(f'{n} ({t})' for n, t in types.items()) or 'none of them'})",
+        NEW_TABLE_HINT + ", or create it with the backup's key yourself",
+    )
+
+
+def _named_by(object_key: str, key: Mapping[str, Any], schema: k.KeySchema) -> bool:
+    """The object's name is one a writer gives ``key``; the original tool's plain text may hold ``/``."""
+    try:
+        names = _names_of(key, schema) | set(aliases.item_names(key, schema))
+    except k.InvalidKeyError:
+        return False
+    return any(object_key.endswith("/" + name) for name in names)
+
+
+def _names_of(key: Mapping[str, Any], schema: k.KeySchema) -> set[str]:
+    """Every object name a writer gives this key: ours (``keys.object_names_of``) and the original
+    tool's MD5 of ``JSON.stringify(Keys)`` in any attribute order (docs/format.md)."""
+    names = set(k.object_names_of(key, schema))
+    for order in itertools.permutations(key):
+        text = json.dumps({name: key[name] for name in order}, separators=(",", ":"), ensure_ascii=False)
+        names.add(hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest())
+    return names
 
 
 def wait_active(client: Any, table: str, *, sleep: Callable[[float], None] = time.sleep) -> None:

@@ -4,6 +4,11 @@
 until the batch is written or a bounded time has passed (then a ``BackupError`` says how to resume).
 A token bucket in write units (1 unit per started KB of item) shared by every writer thread keeps
 the write rate; a bounded pool keeps the concurrency.
+
+A ``ValidationException`` rejects a whole batch for one bad item (AWS: "BatchWriteItem", errors), so
+the batch is split in halves until the item(s) at fault stand alone; those are handed to ``on_reject``
+with DynamoDB's reason and every other item is written. Once ``stop`` is set no new request is
+sent: batches not yet sent are dropped (their ``done`` callbacks never run), retries end.
 """
 
 from __future__ import annotations
@@ -14,7 +19,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +42,7 @@ RETRYABLE = frozenset(
 DEFAULT_MAX_RETRY_SECONDS = 600.0
 BACKOFF_BASE = 0.05
 BACKOFF_CAP = 10.0
+WAIT_TICK = 0.2  # seconds between progress calls while draining
 RESUME_HINT = "run the same command again with --resume (lower --write-rate or raise the table's capacity first)"
 
 Done = Callable[[], None]
@@ -110,6 +116,22 @@ class _Request:
     body: dict[str, Any]  # {"PutRequest": ...} or {"DeleteRequest": ...}
     units: int
     done: list[Done] = field(default_factory=list)
+    stored: Mapping[str, Any] | None = None  # the item or key as stored (binary as base64), for rejects
+
+
+Reject = Callable[[str, Mapping[str, Any], str], None]  # (kind "put"/"delete", item or key as stored, reason)
+
+
+class Stopped(Exception):
+    """Raised inside a writer thread when ``stop`` is set: the batch is left unwritten."""
+
+
+class _Invalid(Exception):
+    """DynamoDB rejected the request (``ValidationException``): something in the batch cannot be written."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 @dataclass
@@ -119,14 +141,15 @@ class WriteStats:
     batches: int = 0
     retries: int = 0  # requests sent again (unprocessed or throttled)
     throttled: int = 0  # throttling errors answered
+    rejected: int = 0  # requests DynamoDB refused (ValidationException), handed to on_reject
 
 
 class BatchWriter:
     """Collects puts and deletes into batches of 25 and writes them on a bounded pool.
 
-    ``done`` callbacks run once their request is written. The first failure is raised by the next
-    ``put``/``delete`` and by ``close``. Within a batch a key appears once (a later request for the
-    same key replaces the earlier one, as a later write would).
+    ``done`` callbacks run once their request is written or rejected. The first failure is raised by
+    the next ``put``/``delete`` and by ``drain``/``close``. Within a batch a key appears once (a later
+    request for the same key replaces the earlier one, as a later write would).
     """
 
     def __init__(
@@ -139,15 +162,18 @@ class BatchWriter:
         batch_size: int = MAX_BATCH,
         limiter: TokenBucket | None = None,
         max_retry_seconds: float = DEFAULT_MAX_RETRY_SECONDS,
-        sleep: Callable[[float], None] = time.sleep,
+        sleep: Callable[[float], object] | None = None,  # default: waits on ``stop``, so a stop ends it
         clock: Callable[[], float] = time.monotonic,
         rng: random.Random | None = None,
+        on_reject: Reject | None = None,
+        stop: threading.Event | None = None,
     ) -> None:
         self.client, self.table, self.schema = client, table, schema
+        self.on_reject, self.stop = on_reject, stop or threading.Event()
         self.limiter = limiter
         self.max_retry_seconds = max_retry_seconds
         self.batch_size = max(1, min(batch_size, MAX_BATCH))
-        self._sleep, self._clock, self._rng = sleep, clock, rng or random.Random()
+        self._sleep, self._clock, self._rng = sleep or self.stop.wait, clock, rng or random.Random()
         self.stats = WriteStats()
         self._batch: dict[str, _Request] = {}
         self._lock = threading.Lock()
@@ -158,14 +184,20 @@ class BatchWriter:
 
     def put(self, item: Mapping[str, Any], done: Done | None = None) -> None:
         body = {"PutRequest": {"Item": to_client_item(item)}}
-        self._add(key_identity(key_of(item, self.schema)), _Request(body, write_units(item)), done)
+        self._add(key_identity(key_of(item, self.schema)), _Request(body, write_units(item), stored=item), done)
 
     def delete(self, key: Mapping[str, Any], done: Done | None = None) -> None:
         body = {"DeleteRequest": {"Key": to_client_item(key)}}
-        self._add(key_identity(key), _Request(body, 1), done)
+        self._add(key_identity(key), _Request(body, 1, stored=key), done)
+
+    def reject(self, item: Mapping[str, Any], reason: str, done: Done | None = None) -> None:
+        """Set aside an item found unwritable before sending it (as if DynamoDB had refused it)."""
+        self._rejected(_Request({"PutRequest": {}}, 0, [done] if done else [], stored=item), reason)
 
     def _add(self, identity: str, request: _Request, done: Done | None) -> None:
         self.raise_failure()
+        if self.stop.is_set():
+            return  # stopping: nothing new is sent
         if done is not None:
             request.done.append(done)
         with self._lock:
@@ -182,7 +214,9 @@ class BatchWriter:
         return batch
 
     def _submit(self, batch: list[_Request]) -> None:
-        self._slots.acquire()
+        while not self._slots.acquire(timeout=0.1):
+            if self.stop.is_set():
+                return
         future = self._pool.submit(self._write, batch)
         with self._lock:
             self._futures.add(future)
@@ -207,20 +241,27 @@ class BatchWriter:
         if batch:
             self._submit(batch)
 
+    def drain(self, on_wait: Callable[[], None] | None = None) -> None:
+        """Flush and wait until every batch sent so far is acknowledged (or dropped after ``stop``);
+        raise the first failure. Every ``done`` of a written request has run when this returns.
+        ``on_wait`` is called about every ``WAIT_TICK`` seconds meanwhile (progress)."""
+        self.flush()
+        while True:
+            with self._lock:
+                pending = list(self._futures)
+            if not pending:
+                break
+            wait(pending, timeout=WAIT_TICK)
+            if on_wait is not None:
+                on_wait()
+        self.raise_failure()
+
     def close(self) -> None:
-        """Flush, wait for every batch, raise the first failure."""
+        """``drain``, then end the pool."""
         try:
-            self.flush()
-            while True:
-                with self._lock:
-                    pending = list(self._futures)
-                if not pending:
-                    break
-                for future in pending:
-                    future.exception()
+            self.drain()
         finally:
             self._pool.shutdown(wait=True)
-        self.raise_failure()
 
     def abort(self) -> None:
         """Stop without waiting for batches not yet started."""
@@ -231,18 +272,23 @@ class BatchWriter:
     def _write(self, batch: list[_Request]) -> None:
         if self._error is not None:
             return  # another batch failed: stop spending capacity
-        pending = [request.body for request in batch]
-        units = {id(request.body): request.units for request in batch}
-        started, attempt = self._clock(), 0
-        while pending:
-            if self.limiter is not None:
-                self.limiter.wait()
-                self.limiter.spend(sum(units.get(id(body), 1) for body in pending))
-            pending = self._attempt(pending)
-            if not pending:
-                break
-            attempt += 1
-            self._retry_wait(attempt, started, len(pending))
+        try:
+            self._write_or_split(batch)
+        except Stopped:
+            return
+
+    def _write_or_split(self, batch: list[_Request]) -> None:
+        """Write the batch; when DynamoDB calls it invalid, halve it until the bad requests stand alone."""
+        try:
+            self._write_retrying(batch)
+        except _Invalid as invalid:
+            if len(batch) == 1:
+                self._rejected(batch[0], invalid.reason)
+                return
+            middle = len(batch) // 2
+            self._write_or_split(batch[:middle])
+            self._write_or_split(batch[middle:])
+            return
         with self._lock:
             self.stats.batches += 1
             for request in batch:
@@ -254,12 +300,40 @@ class BatchWriter:
             for done in request.done:
                 done()
 
+    def _rejected(self, request: _Request, reason: str) -> None:
+        with self._lock:
+            self.stats.rejected += 1
+        if self.on_reject is None:
+            raise BackupError(f"DynamoDB refused an item of {self.table!r}: {reason}", "fix the item or the table")
+        kind = "put" if "PutRequest" in request.body else "delete"
+        self.on_reject(kind, request.stored or {}, reason)
+        for done in request.done:
+            done()
+
+    def _write_retrying(self, batch: list[_Request]) -> None:
+        pending = [request.body for request in batch]
+        units = {id(request.body): request.units for request in batch}
+        started, attempt = self._clock(), 0
+        while pending:
+            if self.limiter is not None:
+                self.limiter.wait()
+                self.limiter.spend(sum(units.get(id(body), 1) for body in pending))
+            if self.stop.is_set():
+                raise Stopped()
+            pending = self._attempt(pending)
+            if not pending:
+                break
+            attempt += 1
+            self._retry_wait(attempt, started, len(pending))
+
     def _attempt(self, requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """One BatchWriteItem; returns what is left to write (the same dicts, so units stay known)."""
         try:
             answer = self.client.batch_write_item(RequestItems={self.table: requests})
         except ClientError as err:
             code = str(err.response.get("Error", {}).get("Code", ""))
+            if code == "ValidationException":
+                raise _Invalid(str(err.response.get("Error", {}).get("Message", "") or err)) from err
             if code not in RETRYABLE:
                 raise BackupError(f"BatchWriteItem on {self.table!r} failed: {code}: {err}", RESUME_HINT) from err
             with self._lock:
@@ -281,6 +355,8 @@ class BatchWriter:
         with self._lock:
             self.stats.retries += left
         self._sleep(self._rng.uniform(0, min(BACKOFF_CAP, BACKOFF_BASE * 2**attempt)))
+        if self.stop.is_set():
+            raise Stopped()
 
 
 def _same_requests(sent: list[dict[str, Any]], unprocessed: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -31,12 +31,37 @@ def _translate(err: ClientError | BotoCoreError, what: str) -> StoreError:
     return StoreError(f"{what}: {err}")
 
 
-class S3Store:
-    """One bucket through a boto3 S3 client (retries are the client's: see ``ddb_backup.aws``)."""
+def expect_bucket_owner(client: Any, owner: str | None) -> Any:
+    """Make every request of a boto3 S3 client that can carry ``ExpectedBucketOwner`` carry ``owner``
+    (an account id), unless the call names one itself; S3 then answers 403 for a bucket another account
+    owns (S3 user guide, "Verifying bucket ownership with bucket owner condition"). ``None``: no change.
+    Returns the client."""
+    if owner:
 
-    def __init__(self, client: Any, bucket: str) -> None:
+        def add_owner(params: dict[str, Any], model: Any, **_: Any) -> None:
+            if "ExpectedBucketOwner" in model.input_shape.members:
+                params.setdefault("ExpectedBucketOwner", owner)
+
+        client.meta.events.register("before-parameter-build.s3", add_owner)
+    return client
+
+
+class S3Store:
+    """One bucket through a boto3 S3 client (retries are the client's: see ``ddb_backup.aws``).
+
+    ``expected_bucket_owner`` (an account id, when the owner is known) goes with every request as
+    ``ExpectedBucketOwner``: a bucket of the same name in another account is refused, not written.
+    Every backend takes the same argument (a native store too: the hook the function and the CLI use).
+    """
+
+    def __init__(self, client: Any, bucket: str, *, expected_bucket_owner: str | None = None) -> None:
         self.client = client
         self.bucket = bucket
+        self.expected_bucket_owner = expected_bucket_owner
+        # The arguments that name the bucket on every request.
+        self._bucket: dict[str, str] = {"Bucket": bucket}
+        if expected_bucket_owner:
+            self._bucket["ExpectedBucketOwner"] = expected_bucket_owner
 
     def put(
         self,
@@ -49,7 +74,7 @@ class S3Store:
         if_none_match: bool = False,
     ) -> PutResult:
         args: dict[str, Any] = {
-            "Bucket": self.bucket,
+            **self._bucket,
             "Key": key,
             "Body": body,
             "Metadata": dict(metadata),
@@ -67,13 +92,13 @@ class S3Store:
 
     def delete(self, key: str) -> str | None:
         try:
-            answer = self.client.delete_object(Bucket=self.bucket, Key=key)
+            answer = self.client.delete_object(**self._bucket, Key=key)
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"DeleteObject s3://{self.bucket}/{key}") from err
         return answer.get("VersionId")
 
     def _read(self, operation: str, key: str, version_id: str | None) -> dict[str, Any]:
-        args = {"Bucket": self.bucket, "Key": key}
+        args = {**self._bucket, "Key": key}
         if version_id is not None:
             args["VersionId"] = version_id
         try:
@@ -106,7 +131,7 @@ class S3Store:
         return self._stored(key, self._read("head_object", key, version_id), b"")
 
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
-        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": 1000}
+        args: dict[str, Any] = {**self._bucket, "Prefix": prefix, "MaxKeys": 1000}
         if key_marker:
             args["KeyMarker"] = key_marker
         while True:
@@ -125,7 +150,7 @@ class S3Store:
 
     def versioning_enabled(self) -> bool:
         try:
-            answer = self.client.get_bucket_versioning(Bucket=self.bucket)
+            answer = self.client.get_bucket_versioning(**self._bucket)
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"GetBucketVersioning s3://{self.bucket}") from err
         return bool(answer.get("Status") == "Enabled")
