@@ -22,8 +22,23 @@ class _EmptyBody:
         yield b""
 
 
+class _Body:
+    def __init__(self, content: bytes) -> None:
+        self.content = content
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.content
+
+
+# A fresh bucket: a HEAD finds nothing, a version listing is empty (capture looks before its first write).
+_EMPTY_LISTING = (
+    b'<?xml version="1.0" encoding="UTF-8"?><ListVersionsResult><IsTruncated>false</IsTruncated></ListVersionsResult>'
+)
+
+
 class SleepingNetwork:
-    """Answers PutObject and DeleteObject as S3 would (a version id each) after ``latency`` seconds."""
+    """Answers PutObject and DeleteObject as S3 would (a version id each) after ``latency`` seconds, and
+    HeadObject and ListObjectVersions as an empty bucket does."""
 
     def __init__(self, latency: float) -> None:
         self.latency = latency
@@ -36,6 +51,10 @@ class SleepingNetwork:
         with self._lock:
             version = f"v{next(self._ids):012d}"
         headers = {"x-amz-version-id": version, "ETag": '"0123456789abcdef0123456789abcdef"'}
+        if request.method == "HEAD":
+            return AWSResponse(request.url, 404, {}, _EmptyBody())
+        if request.method == "GET":
+            return AWSResponse(request.url, 200, {}, _Body(_EMPTY_LISTING))
         if request.method == "DELETE":
             return AWSResponse(request.url, 204, {**headers, "x-amz-delete-marker": "true"}, _EmptyBody())
         return AWSResponse(request.url, 200, headers, _EmptyBody())

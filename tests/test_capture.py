@@ -18,6 +18,7 @@ from ddb_backup.store.memory import MemoryStore
 A = {"pk": {"S": "a"}}
 B = {"pk": {"S": "b"}}
 SCHEMA = k.KeySchema("pk")
+STREAM_LABEL = "2026-11-27T00:00:00.000"
 
 
 def capture(store: Any, **settings: Any) -> Capture:
@@ -60,7 +61,7 @@ def test_insert_modify_remove_leave_images_a_tombstone_and_a_delete_marker(memor
     assert json.loads(first.body) == {"pk": {"S": "a"}, "v": {"N": "1"}}
     assert first.content_type == "application/json"
     assert vm.VersionMeta.from_s3(second.metadata) == vm.VersionMeta(
-        event_name="MODIFY", event_time=11.0, sequence_number="2", event_id="ev-2", key=A
+        event_name="MODIFY", event_time=11.0, sequence_number="2", event_id="ev-2", key=A, stream=STREAM_LABEL
     )
     assert tombstone.body == b"" and tombstone.metadata["event-name"] == "REMOVE"
     assert tombstone.metadata["event-time"] == "12"

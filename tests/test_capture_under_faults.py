@@ -110,8 +110,9 @@ def test_the_handler_on_s3_converges_under_faults_too(monkeypatch: pytest.Monkey
         monkeypatch.setattr(handler, "make_client", {"s3": s3}.get)
         stores: list[FaultyStore] = []
 
-        def faulty_s3(client: Any, bucket: str) -> FaultyStore:
-            stores.append(FaultyStore.with_fault_rate(S3Store(client, bucket), 0.10, seed=len(stores)))
+        def faulty_s3(client: Any, bucket: str, *, expected_bucket_owner: str | None = None) -> FaultyStore:
+            store = S3Store(client, bucket, expected_bucket_owner=expected_bucket_owner)
+            stores.append(FaultyStore.with_fault_rate(store, 0.10, seed=len(stores)))
             return stores[-1]
 
         monkeypatch.setattr(handler, "open_s3_store", faulty_s3)

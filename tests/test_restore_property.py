@@ -4,13 +4,17 @@ Random histories of puts, updates and deletes over a few keys (several changes i
 into random batches, delivered through the real Lambda handler into the in-memory store whose clock
 is S3's write time (lagging behind the events, sometimes by hours), with injected write failures,
 Lambda's retries from the lowest failed record, and duplicate deliveries to warm and cold functions.
-Then, for random TIMEs, ``restore`` (sometimes crashed midway and resumed) into a fresh table.
+Then, for random TIMEs, ``restore`` into a fresh table, or with ``--sync`` into a filled one; the
+first restore sometimes crashed or stopped (as by Ctrl-C) at a random write and resumed, sometimes
+against a target slow to acknowledge. The table must equal the model's state at TIME every time.
 """
 
 from __future__ import annotations
 
 import math
 import tempfile
+import threading
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,7 +32,7 @@ from ddb_backup import keys as k
 from ddb_backup.aws import make_client
 from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.errors import BackupError
-from ddb_backup.restore.execute import RestoreOptions, restore
+from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, restore
 from ddb_backup.restore.plan import MD5
 from ddb_backup.restore.timeline import STREAM_RETENTION
 from ddb_backup.settings import Settings
@@ -179,18 +183,50 @@ def deliver(records: list[dict[str, Any]], store: FailingStore, clock: Clock, pl
 # -- restore -------------------------------------------------------------------------------------
 
 
-class Crashing:
-    """A DynamoDB client that fails (not retryably) on its ``crash_at``-th BatchWriteItem: a crash."""
+@dataclass(frozen=True)
+class Mode:
+    """How one restore runs: into a filled target with ``--sync``, interrupted at the ``at``-th
+    BatchWriteItem (a crash, or a stop as Ctrl-C gives), against a target slow to acknowledge."""
+
+    sync: bool = False
+    interrupt: str | None = None  # None, "crash" or "stop"
+    at: int = 1
+    slow: bool = False
+
+
+modes = st.builds(
+    Mode,
+    sync=st.booleans(),
+    interrupt=st.sampled_from([None, "crash", "stop"]),
+    at=st.integers(1, 8),
+    slow=st.booleans(),
+)
+
+
+class Interrupting:
+    """A DynamoDB client that, on its ``at``-th BatchWriteItem, fails (not retryably: a crash) or sets
+    ``stop`` (a Ctrl-C) once; when ``slow``, every BatchWriteItem takes a millisecond, so batches
+    are acknowledged out of order and the last ones late."""
 
     def __init__(self, client: Any) -> None:
-        self.client, self.calls = client, 0
-        self.crash_at: int | None = None
+        self.client, self.calls, self.mode = client, 0, Mode()
+        self.stop = threading.Event()
+        self._lock = threading.Lock()
+
+    def arm(self, mode: Mode) -> threading.Event:
+        self.mode, self.calls, self.stop = mode, 0, threading.Event()
+        return self.stop
 
     def batch_write_item(self, **args: Any) -> Any:
-        self.calls += 1
-        if self.crash_at is not None and self.calls >= self.crash_at:
-            self.crash_at = None
+        with self._lock:
+            self.calls += 1
+            due = self.mode.interrupt is not None and self.calls == self.mode.at
+        if due and self.mode.interrupt == "crash":
             raise ClientError({"Error": {"Code": "InternalFailure", "Message": "crash"}}, "BatchWriteItem")
+        if due:
+            self.stop.set()
+        if self.mode.slow:
+            time.sleep(0.001)
         return self.client.batch_write_item(**args)
 
     def __getattr__(self, name: str) -> Any:
@@ -209,13 +245,22 @@ def table_state(client: Any, table: str) -> dict[str, dict[str, Any]]:
         args["ExclusiveStartKey"] = page["LastEvaluatedKey"]
 
 
-def source_table(dynamodb: Any) -> None:
+def source_table(dynamodb: Any, name: str = TABLE) -> None:
     dynamodb.create_table(
-        TableName=TABLE, KeySchema=KEY_SCHEMA, AttributeDefinitions=KEY_ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        TableName=name, KeySchema=KEY_SCHEMA, AttributeDefinitions=KEY_ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
     )
 
 
-def restore_at(store: MemoryStore, dynamodb: Any, at: float, target: str, folder: Path, crash_at: int | None) -> None:
+def filled_target(dynamodb: Any, name: str) -> None:
+    """A live table to sync: a stale image of every key the histories use, and a key they never use."""
+    source_table(dynamodb, name)
+    for pk in "abcdz":
+        dynamodb.batch_write_item(RequestItems={name: [{"PutRequest": {"Item": {"pk": {"S": pk}, "v": {"N": "-1"}}}}]})
+
+
+def restore_at(store: MemoryStore, dynamodb: Interrupting, at: float, target: str, folder: Path, mode: Mode) -> None:
+    if mode.sync:
+        filled_target(dynamodb.client, target)
     options = RestoreOptions(
         bucket="bk",
         source=TABLE,
@@ -224,15 +269,18 @@ def restore_at(store: MemoryStore, dynamodb: Any, at: float, target: str, folder
         workers=3,
         checkpoint=folder / f"{target}.json",
         batch_size=1,
-        scheme=None if crash_at is None else MD5,  # many ranges: a crash leaves some finished, some not
+        scheme=None if mode.interrupt is None else MD5,  # many ranges: a crash leaves some finished, some not
+        overwrite=mode.sync,
+        sync=mode.sync,
     )
-    dynamodb.crash_at, dynamodb.calls = crash_at, 0
+    stop = dynamodb.arm(mode)
     try:
-        restore(options, store, dynamodb, now=lambda: FAR_FUTURE)
-    except BackupError as err:  # crashed midway: the same command with --resume finishes it
-        assert crash_at is not None and "--resume" in str(err)
+        restore(options, store, dynamodb, now=lambda: FAR_FUTURE, stop=stop)
+    except (BackupError, RestoreInterrupted) as err:  # the same command with --resume finishes it
+        assert mode.interrupt is not None and "--resume" in str(err)
         assert options.checkpoint_path.exists()
-        event("crashed mid-restore, then resumed")
+        event(f"{mode.interrupt} mid-restore{' (sync)' if mode.sync else ''}, then resumed")
+        dynamodb.arm(Mode(slow=mode.slow))
         restore(replace(options, resume=True), store, dynamodb, now=lambda: FAR_FUTURE)
     assert not options.checkpoint_path.exists()
 
@@ -243,20 +291,20 @@ def times_to_try(model: Model, clock: Clock) -> list[float]:
 
 
 def check(
-    model: Model, records: list[dict[str, Any]], plan: Delivery, picks: list[int], crash: int | None, client: Any
+    model: Model, records: list[dict[str, Any]], plan: Delivery, picks: list[int], mode: Mode, client: Any
 ) -> None:
     clock = Clock()
     store = FailingStore(clock, plan.failures)
     deliver(records, store, clock, plan)
     store.fail = set()
     candidates = times_to_try(model, clock)
-    dynamodb = Crashing(client)
+    dynamodb = Interrupting(client)
     source_table(dynamodb)
     with tempfile.TemporaryDirectory() as folder:
         for number, pick in enumerate(picks):
             at = candidates[pick % len(candidates)]
             target = f"restored{number}"
-            restore_at(store, dynamodb, at, target, Path(folder), crash if number == 0 else None)
+            restore_at(store, dynamodb, at, target, Path(folder), mode if number == 0 else Mode(sync=mode.sync))
             assert table_state(dynamodb, target) == model.state_at(at), f"state at {at - BASE:+}"
 
 
@@ -264,27 +312,27 @@ ARGUMENTS = (
     histories(),
     deliveries,
     st.lists(st.integers(0, 10_000), min_size=1, max_size=4),
-    st.one_of(st.none(), st.integers(1, 4)),
+    modes,
 )
 
 
 @settings(max_examples=scaled(150), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(*ARGUMENTS)
 def test_restore_at_any_time_equals_the_model(
-    history: tuple[Model, list[dict[str, Any]]], plan: Delivery, picks: list[int], crash: int | None
+    history: tuple[Model, list[dict[str, Any]]], plan: Delivery, picks: list[int], mode: Mode
 ) -> None:
     model, records = history
-    check(model, records, plan, picks, crash, FakeDynamoDB())
+    check(model, records, plan, picks, mode, FakeDynamoDB())
 
 
 @settings(max_examples=scaled(12), deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(*ARGUMENTS)
 def test_restore_at_any_time_equals_the_model_through_moto(
-    history: tuple[Model, list[dict[str, Any]]], plan: Delivery, picks: list[int], crash: int | None
+    history: tuple[Model, list[dict[str, Any]]], plan: Delivery, picks: list[int], mode: Mode
 ) -> None:
     model, records = history
     with mock_aws():
-        check(model, records, plan, picks, crash, make_client("dynamodb", region="us-east-1"))
+        check(model, records, plan, picks, mode, make_client("dynamodb", region="us-east-1"))
 
 
 def test_delivery_writes_every_record_within_the_streams_retention() -> None:

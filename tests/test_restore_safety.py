@@ -21,6 +21,7 @@ from ddb_backup.errors import BackupError, UserError
 from ddb_backup.restore.checkpoint import PHASE_SYNC
 from ddb_backup.restore.execute import RestoreInterrupted
 from ddb_backup.restore.plan import MD5
+from ddb_backup.restore.target import Target, check_items_fit, key_types
 from ddb_backup.store.memory import MemoryStore
 from fake_dynamodb import FakeDynamoDB
 from test_restore_execute import T0, backup, fake_with_source, key, options, pks, run
@@ -330,3 +331,16 @@ def test_a_stop_ends_the_restore_with_a_checkpoint_that_resume_finishes(tmp_path
     assert not any(item.get("v") == {"N": "-1"} for item in dynamodb.dump("copy").values())
     assert summary.warnings == [] and summary.ranges_already_done > 0
     assert not (tmp_path / "cp.json").exists()
+
+
+def test_the_key_check_passes_over_stray_objects_and_another_stacks_items_in_the_folder(tmp_path: Path) -> None:
+    # GIVEN the backup keyed pk + sk, and in its folder a JSON list and stack B's item keyed on id (N)
+    store = backup()
+    store.put("orders/!stray", b"[1, 2]", {})
+    other = k.object_key_for("orders", "-customers", k.md5_object_name({"id": {"N": "1"}}))  # listed first
+    store.put(other, json.dumps({"id": {"N": "1"}}).encode(), {"format": "1", "key": '{"id":{"N":"1"}}'})
+    dynamodb = FakeDynamoDB()
+    keyed_target(dynamodb, "copy", *PK_SK)
+    # WHEN the key check runs, THEN one item that fits is enough: nothing is refused
+    target = Target("copy", k.KeySchema("pk", "sk"), created=False, key_types=key_types(dynamodb.tables["copy"]))
+    check_items_fit(store, "orders/", target)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import random
+import threading
 from typing import Any
 
+import boto3
 import pytest
 from botocore.exceptions import ClientError
+from botocore.stub import Stubber
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError
@@ -112,3 +115,61 @@ def test_write_units_count_started_kilobytes() -> None:
     item = {"pk": {"S": "ab"}, "n": {"N": "12345"}, "l": {"L": [{"BOOL": True}]}}
     assert item_size(item) == (2 + 2) + (1 + 3) + (1 + 3 + 1 + 1)  # names + values; a list adds 3 + 1 each
     assert write_units({"pk": {"S": "x" * 3000}}) == 3
+
+
+def test_a_batch_refused_for_one_item_is_split_until_that_item_stands_alone() -> None:
+    # GIVEN AWS's answers, as botocore's Stubber plays them: any batch holding item c is invalid
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    stubber = Stubber(client)
+    items = [{"pk": {"S": name}} for name in "abcd"]
+    requests = [{"PutRequest": {"Item": item}} for item in items]
+    reason = "One or more parameter values are not valid. A value specified for a secondary index key is not supported"
+
+    def invalid(batch: list[dict[str, Any]]) -> None:
+        stubber.add_client_error(
+            "batch_write_item", "ValidationException", reason, 400, expected_params={"RequestItems": {"t": batch}}
+        )
+
+    def ok(batch: list[dict[str, Any]]) -> None:
+        stubber.add_response("batch_write_item", {"UnprocessedItems": {}}, {"RequestItems": {"t": batch}})
+
+    invalid(requests)  # a b c d
+    ok(requests[:2])  # a b
+    invalid(requests[2:])  # c d
+    invalid(requests[2:3])  # c: stands alone
+    ok(requests[3:])  # d
+    rejected: list[tuple[str, Any, str]] = []
+    done: list[str] = []
+    # WHEN the four are written in one batch
+    with stubber:
+        out = BatchWriter(client, "t", SCHEMA, workers=1, on_reject=lambda *args: rejected.append(args))
+        for item in items:
+            out.put(item, done=lambda name=item["pk"]["S"]: done.append(name))
+        out.close()
+        stubber.assert_no_pending_responses()
+    # THEN c is handed over with AWS's reason, the others are written, every done callback ran once
+    assert rejected == [("put", {"pk": {"S": "c"}}, reason)]
+    assert (out.stats.puts, out.stats.rejected) == (3, 1) and sorted(done) == ["a", "b", "c", "d"]
+
+
+def test_without_a_rejects_sink_a_refused_item_fails_the_write_with_the_reason() -> None:
+    client = boto3.client("dynamodb", region_name="us-east-1")
+    stubber = Stubber(client)
+    stubber.add_client_error("batch_write_item", "ValidationException", "Item size has exceeded the maximum", 400)
+    with stubber:
+        out = BatchWriter(client, "t", SCHEMA, workers=1)
+        out.put({"pk": {"S": "a"}})
+        with pytest.raises(BackupError, match="Item size has exceeded"):
+            out.close()
+
+
+def test_once_stopped_nothing_new_is_sent_and_no_done_callback_runs() -> None:
+    dynamodb, clock = table(), Clock()
+    stop = threading.Event()
+    out = writer(dynamodb, clock, stop=stop)
+    done: list[int] = []
+    out.put({"pk": {"S": "a"}}, done=lambda: done.append(1))
+    stop.set()
+    out.put({"pk": {"S": "b"}}, done=lambda: done.append(2))
+    out.close()
+    assert dynamodb.batch_calls == 0 and done == [] and dynamodb.items["t"] == {}

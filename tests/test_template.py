@@ -164,6 +164,8 @@ def expected_grants(bucket: str, objects: str, *, plain_text: bool, kms: bool) -
         "s3:GetBucketVersioning": {f"arn:aws:s3:::{bucket}"},
         "s3:PutObject": {f"arn:aws:s3:::{bucket}/{objects}"},
         "s3:DeleteObject": {f"arn:aws:s3:::{bucket}/{objects}"},
+        "s3:GetObjectVersion": {f"arn:aws:s3:::{bucket}/{objects}"},  # capture's look (format.md rule 3)
+        "s3:ListBucketVersions": {f"arn:aws:s3:::{bucket}"},  # prefix: the table's folder
         "sqs:SendMessage": {"<FailureQueue.Arn>"},
         "logs:CreateLogStream": {"<FunctionLogGroup.Arn>"},
         "logs:PutLogEvents": {"<FunctionLogGroup.Arn>"},

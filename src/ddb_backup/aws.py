@@ -1,19 +1,33 @@
 """boto3 clients configured one way for the whole project.
 
 Endpoint and region come from the usual AWS settings (``AWS_ENDPOINT_URL``, ``AWS_REGION``,
-``AWS_PROFILE``) unless given here; retries use botocore's standard mode (exponential backoff with
-jitter, throttling-aware), connection pools are sized to the concurrency we use.
+``AWS_PROFILE``) unless given here; connection pools are sized to the concurrency we use.
+
+One retry policy for every service (S3, DynamoDB, DynamoDB Streams): botocore's standard mode
+(exponential backoff with jitter, throttling-aware) up to ``DEFAULT_MAX_ATTEMPTS`` attempts; an
+endpoint that cannot be reached gives up after about 4 s (measured on loopback), for S3 and DynamoDB
+alike, and ``store.retry`` does not retry it again. Once a request has been retrying for
+``NOTICE_AFTER_SECONDS``, ``notify`` (set by the command line; None in the Lambda function) hears
+about it once.
 """
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import EndpointConnectionError
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_POOL = 64
+NOTICE_AFTER_SECONDS = 2.0
+UNREACHABLE = (EndpointConnectionError,)  # includes ConnectTimeoutError: no connection was made
+
+# Where retry notices go: the command line sets it (stderr); the library stays quiet by default.
+notify: Callable[[str], None] | None = None
 
 
 def client_config(*, max_pool: int = DEFAULT_POOL, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
@@ -27,6 +41,23 @@ def client_config(*, max_pool: int = DEFAULT_POOL, max_attempts: int = DEFAULT_M
     )
 
 
+def _on_retry(service: str) -> Callable[..., None]:
+    """A ``needs-retry`` hook that tells ``notify`` once per request when retries have gone on for a while.
+    Returns None: botocore's own handler decides whether and when to retry."""
+
+    def hook(attempts: int = 0, caught_exception: Exception | None = None, request_dict: Any = None, **_: Any) -> None:
+        context = request_dict.get("context", {}) if isinstance(request_dict, dict) else {}
+        started = context.setdefault("ddb_backup_started", time.monotonic())
+        failing = caught_exception is not None or attempts > 1
+        waited = time.monotonic() - started
+        if failing and notify is not None and not context.get("ddb_backup_noticed") and waited >= NOTICE_AFTER_SECONDS:
+            context["ddb_backup_noticed"] = True
+            reason = caught_exception or "throttled or a server error"
+            notify(f"{service}: still trying after {attempts} attempts ({reason})")
+
+    return hook
+
+
 def make_client(
     service: str,
     *,
@@ -38,9 +69,11 @@ def make_client(
 ) -> Any:
     """A client for ``service``; ``endpoint_url``/``region`` beat the environment when given."""
     session = session or boto3.session.Session()
-    return session.client(
+    client = session.client(
         service,
         endpoint_url=endpoint_url,
         region_name=region,
         config=client_config(max_pool=max_pool, max_attempts=max_attempts),
     )
+    client.meta.events.register(f"needs-retry.{client.meta.service_model.endpoint_prefix}", _on_retry(service))
+    return client

@@ -21,12 +21,13 @@ from typing import Any
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.records import BadRecord, StreamRecord
-from ddb_backup.store import ObjectStore
+from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_WORKERS = 64
 REPLAY_CACHE_SIZE = 100_000
+WRITE_ATTEMPTS = 3  # conditional writes of one object per record before the record fails
 
 SchemaLookup = Callable[[str], k.KeySchema]
 
@@ -48,6 +49,7 @@ class BatchReport:
     failures: list[str] = field(default_factory=list)  # sequence numbers, lowest first
     written: int = 0
     replays_skipped: int = 0
+    looks: int = 0  # objects the replay memory did not know, looked at in the bucket (HEAD, or a listing)
     missing_tenant: int = 0
     errors: list[str] = field(default_factory=list)
     lags: list[float] = field(default_factory=list)  # seconds from event time to write
@@ -65,26 +67,60 @@ class Write:
     body: bytes | None  # None: a delete marker after a tombstone
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the bucket holds for one object, as this function last looked or wrote: the newest change
+    (``None``: nothing of ours) and the current version's ETag (``None``: no current object, i.e. never
+    written or removed: the next write needs ``If-None-Match``)."""
+
+    change: vm.VersionMeta | None
+    etag: str | None
+
+
+NOTHING = Seen(None, None)
+
+
 class ReplayGuard:
-    """Remembers, per object key, the newest sequence number written (bounded, least recently used
-    out). A warm function skips a redelivered record whose change is already in the bucket."""
+    """The replay memory: per object key, what this function last saw there (bounded, least recently
+    used out). A record whose change is not after the remembered one is a replay and is skipped; an
+    object it does not know is looked at in the bucket first (``Capture._look``)."""
 
     def __init__(self, size: int = REPLAY_CACHE_SIZE) -> None:
-        self._seen: OrderedDict[str, int] = OrderedDict()
+        self._seen: OrderedDict[str, Seen] = OrderedDict()
         self._size = size
         self._lock = threading.Lock()
 
-    def already_written(self, object_key: str, sequence: int) -> bool:
+    def get(self, object_key: str) -> Seen | None:
         with self._lock:
-            newest = self._seen.get(object_key)
-            return newest is not None and sequence <= newest
+            return self._seen.get(object_key)
 
-    def written(self, object_key: str, sequence: int) -> None:
+    def remember(self, object_key: str, seen: Seen) -> None:
         with self._lock:
-            self._seen[object_key] = max(sequence, self._seen.get(object_key, sequence))
+            self._seen[object_key] = seen
             self._seen.move_to_end(object_key)
             while len(self._seen) > self._size:
                 self._seen.popitem(last=False)
+
+    def forget(self, object_key: str) -> None:
+        with self._lock:
+            self._seen.pop(object_key, None)
+
+
+def is_new(change: vm.VersionMeta, current: vm.VersionMeta | None) -> bool:
+    """Must ``change`` (a stream record) be written over ``current``, the object's newest change?
+    (docs/format.md, writing rule 3.)
+
+    Over a stream change: only when it is after it (``VersionMeta.after``: sequence numbers within one
+    stream, event time then stream label across streams). Over a scan image: unless it is not after the
+    stream change the image was written over (a replay); a change before the image's read floor that
+    the stream writer had not written yet is written all the same (the image holds it, but restores
+    between its event time and the image's need it)."""
+    if current is None:
+        return True
+    if not current.is_image_of_scan:
+        return change.after(current)
+    position = change.position
+    return current.follows is None or position is None or position.after(current.follows)
 
 
 class Capture:
@@ -153,6 +189,7 @@ class Capture:
             event_id=record.event_id,
             key=key,
             removed_by=vm.REMOVED_BY_TTL if event == vm.REMOVE and record.is_ttl_delete else None,
+            stream=vm.stream_label(str(record.raw.get("eventSourceARN", ""))),
         )
         if event == vm.REMOVE:
             return _removal(namer.object_key(key, self._old_tenant(record)), meta)
@@ -221,23 +258,92 @@ class Capture:
 
     def _apply(self, record: StreamRecord, report: BatchReport, lock: threading.Lock) -> None:
         writes = self.writes_for(record)
-        sequence = record.sequence_int
-        if all(self.guard.already_written(write.object_key, sequence) for write in writes):
-            with lock:
-                report.replays_skipped += 1
-            return
-        for write in writes:
-            if write.body is None:
-                self.store.delete(write.object_key)
-            else:
-                self.store.put(write.object_key, write.body, write.meta.to_s3())
-        for write in writes:
-            self.guard.written(write.object_key, sequence)
+        outcomes = [self._write_object(object_key, group, report, lock) for object_key, group in _by_object(writes)]
         with lock:
+            if not any(outcomes):
+                report.replays_skipped += 1
+                return
             report.written += 1
             report.lags.append(self._clock() - record.event_time)
             if self.lacks_tenant(record):
                 report.missing_tenant += 1
+
+    def _write_object(self, object_key: str, group: list[Write], report: BatchReport, lock: threading.Lock) -> bool:
+        """Write one record's requests for one object unless the object already holds this change or a
+        later one; False when skipped (docs/format.md, writing rule 3)."""
+        change = group[0].meta
+        for _ in range(WRITE_ATTEMPTS):
+            seen = self.guard.get(object_key)
+            if seen is None:
+                seen = self._look(object_key)
+                with lock:
+                    report.looks += 1
+            if _half_done_removal(change, seen):
+                group = group[1:]  # the tombstone landed, its delete marker did not: finish the removal
+            elif not is_new(change, seen.change):
+                self.guard.remember(object_key, seen)
+                return False
+            try:
+                etag = self._put(object_key, group, seen.etag)
+            except (PreconditionFailed, NoSuchVersion):  # another writer got in between: look again
+                self.guard.forget(object_key)
+                continue
+            except Exception:
+                self.guard.forget(object_key)  # the write may have landed: look before the next one
+                raise
+            self.guard.remember(object_key, Seen(change, etag))
+            return True
+        raise StoreError(f"{object_key}: kept changing during {WRITE_ATTEMPTS} conditional writes")
+
+    def _put(self, object_key: str, group: Sequence[Write], etag: str | None) -> str | None:
+        """The requests, the first one conditional on the current version seen; the ETag left current."""
+        for index, write in enumerate(group):
+            if write.body is None:
+                self.store.delete(object_key)
+                etag = None
+            elif index == 0:
+                result = self.store.put(
+                    object_key, write.body, write.meta.to_s3(), if_match=etag, if_none_match=etag is None
+                )
+                etag = result.etag
+            else:
+                etag = self.store.put(object_key, write.body, write.meta.to_s3()).etag
+        return etag
+
+    def _look(self, object_key: str) -> Seen:
+        """The object's newest change and current ETag, from the bucket: the first page of the key's
+        version listing (``ListObjectVersions``, prefix = the key) and a HEAD of the newest object
+        version in it (``GetObjectVersion``): behind a current delete marker, our tombstone. A new item
+        costs the listing only. (Listing first, not HEAD: S3 answers a HEAD of a missing key with 403
+        to a role without ``s3:ListBucket``, which the function does not have.)"""
+        for index, entry in enumerate(self.store.list_versions(object_key)):
+            if entry.key != object_key:
+                break
+            if entry.is_delete_marker:
+                continue
+            head = self.store.head(object_key, entry.version_id)
+            return Seen(vm.VersionMeta.from_s3(head.metadata), head.etag if index == 0 else None)
+        return NOTHING
+
+
+def _by_object(writes: Sequence[Write]) -> list[tuple[str, list[Write]]]:
+    """Writes grouped per object key, groups and writes in their order."""
+    groups: dict[str, list[Write]] = {}
+    for write in writes:
+        groups.setdefault(write.object_key, []).append(write)
+    return list(groups.items())
+
+
+def _half_done_removal(change: vm.VersionMeta, seen: Seen) -> bool:
+    """The current version is this removal's own tombstone: its delete marker is still to be written."""
+    current = seen.change
+    return (
+        seen.etag is not None
+        and change.is_removal
+        and current is not None
+        and current.is_removal
+        and current.position == change.position
+    )
 
 
 def _removal(object_key: str, meta: vm.VersionMeta) -> list[Write]:

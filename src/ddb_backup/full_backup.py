@@ -29,9 +29,9 @@ from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
 from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.records import to_lambda_value
-from ddb_backup.scan import scan_pages
+from ddb_backup.scan import ScanPage, scan_pages
 from ddb_backup.settings import require_versioning
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError
+from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, PutResult, StoreError, VersionEntry
 from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
@@ -43,8 +43,6 @@ DEFAULT_WORKERS = 32
 # image sort after a stream change that happened after the read.
 DEFAULT_CLOCK_MARGIN = 1.0
 WRITE_ATTEMPTS = 3
-
-Order = tuple[float, int, int]
 
 
 @dataclass(frozen=True)
@@ -79,16 +77,37 @@ ProgressCallback = Callable[[FullBackupSummary], None]
 
 @dataclass(frozen=True)
 class Current:
-    """What the bucket holds for an item now: the order of its newest change, and the ETag to write
-    on (``None``: no current object, so the write needs ``If-None-Match``)."""
+    """What the bucket holds for an item now: its newest change (``None``: nothing), the ETag to write
+    on (``None``: no current object, so the write needs ``If-None-Match``), and, when there is no current
+    object, the newest entry of the key's listing (a delete marker's version id) to spot a racer by."""
 
-    order: Order | None
+    change: vm.VersionMeta | None
     etag: str | None
+    newest_entry: str | None = None
+
+    @property
+    def follows(self) -> vm.StreamPosition | None:
+        """The newest stream change behind the current version (a scan image's own ``follows``)."""
+        if self.change is None:
+            return None
+        return self.change.follows if self.change.is_image_of_scan else self.change.position
 
 
 def read_time_for(moment: float, margin: float = DEFAULT_CLOCK_MARGIN) -> float:
-    """The ``event-time`` of images read by a Scan that started at ``moment``: whole seconds, rounded down."""
+    """The read floor of a Scan page sent at ``moment`` by a local clock: whole seconds, rounded down,
+    less ``margin`` for that clock's error."""
     return float(math.floor(moment - margin))
+
+
+def page_times(page: ScanPage, margin: float = DEFAULT_CLOCK_MARGIN) -> tuple[float, float]:
+    """``(read floor, image time)`` of a Scan page (docs/format.md, writing rule 4).
+
+    By DynamoDB's own clock when the answer has a ``Date`` header D (whole seconds, rounded down; the
+    clock stream event times come from): no item was read before D less the request's duration
+    (rounded down), and all were read before D + 1. Else by the local clock, less ``margin``."""
+    if page.server_time is not None:
+        return float(math.floor(page.server_time - page.elapsed)), page.server_time + 1.0
+    return read_time_for(page.started, margin), page.ended
 
 
 def item_body(item: Mapping[str, Any]) -> bytes:
@@ -104,33 +123,41 @@ class ImageWriter:
         self.namer = namer
         self.key_schema = key_schema
         self.tenant_column = tenant_column
+        self.repaired = 0  # racers written again after an image (writing rule 4); counted for tests
+        self._lock = threading.Lock()
 
     def object_key(self, item: Mapping[str, Any]) -> tuple[str, dict[str, Any]]:
         key = k.canonical_key({name: item[name] for name in self.key_schema.attribute_names if name in item})
         tenant = k.tenant_segment(item.get(self.tenant_column)) if self.tenant_column else None
         return self.namer.object_key(key, tenant), key
 
-    def write(self, boto_item: Mapping[str, Any], read_time: float, image_time: float | None = None) -> bool:
-        """True when written, False when the bucket already holds a change at or after ``read_time``.
+    def write(self, boto_item: Mapping[str, Any], read_floor: float, image_time: float | None = None) -> bool:
+        """True when written, False when the bucket already holds a change at or after ``read_floor``.
 
-        ``image_time`` (the moment the Scan page came back, by when the item had surely been read) is the
-        version's ``event-time``: a restore uses the image from then on (docs/format.md, rule 4).
-        """
+        ``image_time`` (by when every item of the page had been read) is the version's ``event-time``:
+        a restore uses the image from then on (docs/format.md, rule 4)."""
         item = {name: to_lambda_value(value) for name, value in boto_item.items()}
         object_key, key = self.object_key(item)
-        threshold = vm.VersionMeta(vm.FULL_BACKUP, read_time).order
-        when = read_time if image_time is None else max(read_time, image_time)
-        meta = vm.VersionMeta(vm.FULL_BACKUP, when, key=key, writer=vm.WRITER_FULL_BACKUP)
-        body, metadata = item_body(item), meta.to_s3()
+        when = read_floor if image_time is None else max(read_floor, image_time)
+        body = item_body(item)
         for _ in range(WRITE_ATTEMPTS):
             current = self.current(object_key)
-            if current.order is not None and current.order >= threshold:
+            image = vm.VersionMeta(
+                vm.FULL_BACKUP,
+                when,
+                key=key,
+                writer=vm.WRITER_FULL_BACKUP,
+                read_floor=read_floor,
+                follows=current.follows,
+            )
+            if current.change is not None and not image.after(current.change):
                 return False
             try:
                 if current.etag is None:
-                    self.store.put(object_key, body, metadata, if_none_match=True)
+                    result = self.store.put(object_key, body, image.to_s3(), if_none_match=True)
+                    self._settle(object_key, image, result, current)
                 else:
-                    self.store.put(object_key, body, metadata, if_match=current.etag)
+                    self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
                 return True
             except (PreconditionFailed, NoSuchVersion):  # a writer got in between: look again
                 continue
@@ -140,35 +167,65 @@ class ImageWriter:
         try:
             head = self.store.head(object_key)
         except NoSuchVersion:
-            return Current(self._removal_order(object_key), None)
-        return Current(_order_of(head.metadata, head.last_modified.timestamp()), head.etag)
+            return self._removal(object_key)
+        return Current(_change_of(head.metadata, head.last_modified.timestamp()), head.etag)
 
-    def _removal_order(self, object_key: str) -> Order | None:
-        """No current object: never written (None), or removed; a removal's order is its tombstone's, or,
-        for a delete marker of the original tool (no tombstone behind it), the marker's write time."""
+    def _removal(self, object_key: str) -> Current:
+        """No current object: never written, or removed; a removal's change is its tombstone's, or, for
+        a delete marker of the original tool (no tombstone behind it), a removal at the marker's write time."""
         marker_time: float | None = None
+        newest: str | None = None
         for entry in _versions_of(self.store, object_key):
+            newest = entry.version_id if newest is None else newest
             if entry.is_delete_marker:
                 marker_time = entry.last_modified.timestamp() if marker_time is None else marker_time
                 continue
             meta = vm.VersionMeta.from_s3(self.store.head(object_key, entry.version_id).metadata)
             if meta is not None and meta.is_removal:
-                return meta.order
+                return Current(meta, None, newest)
             break
-        return None if marker_time is None else (marker_time, 1, 0)
+        change = None if marker_time is None else vm.VersionMeta(vm.REMOVE, marker_time)
+        return Current(change, None, newest)
+
+    def _settle(self, object_key: str, image: vm.VersionMeta, result: PutResult, seen: Current) -> None:
+        """After an ``If-None-Match`` write, which passes over a delete marker: did a stream write land
+        between the look and the write? If its change is after the image, write it again after the
+        image, so the newest version is the newest change (docs/format.md, writing rule 4)."""
+        entries = list(_versions_of(self.store, object_key))
+        if not entries or entries[0].version_id != result.version_id:
+            return  # a later writer already wrote after the image (or the image is gone)
+        older = [entry.version_id for entry in entries[1:]]
+        seen_at = older.index(seen.newest_entry) if seen.newest_entry in older else len(older)
+        racers = entries[1 : 1 + seen_at]
+        racer = next((entry for entry in racers if not entry.is_delete_marker), None)
+        if racer is None:
+            return
+        stored = self.store.get(object_key, racer.version_id)
+        change = vm.VersionMeta.from_s3(stored.metadata)
+        if change is None or not change.after(image):
+            return
+        try:
+            content_type = stored.content_type or "application/json"
+            self.store.put(object_key, stored.body, change.to_s3(), content_type=content_type, if_match=result.etag)
+        except (PreconditionFailed, NoSuchVersion):
+            return  # another writer already wrote after the image
+        if change.is_removal:
+            self.store.delete(object_key)
+        with self._lock:
+            self.repaired += 1
 
 
-def _versions_of(store: ObjectStore, object_key: str) -> Iterator[Any]:
+def _versions_of(store: ObjectStore, object_key: str) -> Iterator[VersionEntry]:
     for entry in store.list_versions(object_key):
         if entry.key != object_key:
             return
         yield entry
 
 
-def _order_of(metadata: Mapping[str, str], last_modified: float) -> Order:
-    """The order of a version; one of the original tool (no metadata) counts as a change at its write time."""
+def _change_of(metadata: Mapping[str, str], last_modified: float) -> vm.VersionMeta:
+    """A version's change; one of the original tool (no metadata) counts as a change at its write time."""
     meta = vm.VersionMeta.from_s3(metadata)
-    return meta.order if meta is not None else (last_modified, 1, 0)
+    return meta if meta is not None else vm.VersionMeta(vm.MODIFY, last_modified)
 
 
 class FullBackup:
@@ -228,10 +285,10 @@ class FullBackup:
             clock=self.clock,
         )
         for page in pages:
-            read_time = read_time_for(page.started, self.options.clock_margin)
+            read_floor, image_time = page_times(page, self.options.clock_margin)
             for item in page.items:
                 self._in_flight.acquire()
-                writes.submit(self._write, item, read_time, page.ended).add_done_callback(self._released)
+                writes.submit(self._write, item, read_floor, image_time).add_done_callback(self._released)
             self._count(scanned=len(page.items), units=page.units)
             if self._stop.is_set():
                 return

@@ -46,6 +46,7 @@ class RunnerOptions:
     refresh_interval: float = 60.0  # seconds between DescribeStream calls looking for new shards
     max_batch_attempts: int = 8  # a batch that fails this often in a row stops the runner
     retry_base: float = 0.5  # first backoff after a failed batch, doubled each time
+    start_at: str = "TRIM_HORIZON"  # where a shard without a checkpoint starts: or "LATEST" (new changes only)
 
 
 @dataclass(frozen=True)
@@ -268,7 +269,9 @@ class StreamRunner:
             state.pending_gap = self._gap(Gap(shard.shard_id, position, None, "checkpoint older than the shard"))
             position = None
         try:
-            return self._iterator(shard.shard_id, "AFTER_SEQUENCE_NUMBER" if position else "TRIM_HORIZON", position)
+            return self._iterator(
+                shard.shard_id, "AFTER_SEQUENCE_NUMBER" if position else self.options.start_at, position
+            )
         except ClientError as err:
             if _code(err) != TRIMMED:
                 raise

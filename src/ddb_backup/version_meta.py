@@ -24,6 +24,11 @@ EVENT_ID = "event-id"
 KEY = "key"
 REMOVED_BY = "removed-by"
 WRITER = "writer"
+STREAM = "stream"  # the stream label, the part of eventSourceARN after "/stream/"
+READ_FLOOR = "read-floor"  # FULL_BACKUP: no item of the Scan page was read before this moment
+FOLLOWS_STREAM = "follows-stream"  # FULL_BACKUP: the newest stream change it was written over...
+FOLLOWS_SEQUENCE = "follows-sequence"
+FOLLOWS_TIME = "follows-time"
 
 # Event names. The first three are DynamoDB Streams' own; FULL_BACKUP marks an image read by a scan.
 INSERT = "INSERT"
@@ -42,6 +47,32 @@ WRITER_FULL_BACKUP = "full-backup"
 
 class MetadataError(ValueError):
     """Metadata that says it is ours but cannot be read."""
+
+
+def stream_label(event_source_arn: str) -> str | None:
+    """``arn:aws:dynamodb:R:A:table/NAME/stream/2026-11-27T00:00:00.000`` -> ``2026-11-27T00:00:00.000``.
+
+    The label is the stream's creation time: a table created again gets a new, later label, and a
+    new stream whose sequence numbers have nothing to do with the old one's (DynamoDB Streams API
+    reference, ``StreamLabel``)."""
+    _, found, label = event_source_arn.rpartition("/stream/")
+    return label or None if found else None
+
+
+@dataclass(frozen=True)
+class StreamPosition:
+    """One stream change's place: its stream, sequence number and event time."""
+
+    stream: str | None
+    sequence: int
+    time: float
+
+    def after(self, other: StreamPosition) -> bool:
+        """Later in the order of changes (docs/format.md, "Order of changes"): by sequence number within
+        one stream; across streams by event time, then the later stream label, then sequence number."""
+        if self.stream == other.stream:
+            return self.sequence > other.sequence
+        return (self.time, self.stream or "", self.sequence) > (other.time, other.stream or "", other.sequence)
 
 
 def format_epoch(seconds: float) -> str:
@@ -70,17 +101,50 @@ class VersionMeta:
     key: dict[str, Any] | None = None
     removed_by: str | None = None
     writer: str = WRITER_STREAM
+    stream: str | None = None  # stream versions: the stream label (absent in versions before it was kept)
+    read_floor: float | None = None  # FULL_BACKUP: the Scan page's read floor (absent: ``event_time``)
+    follows: StreamPosition | None = None  # FULL_BACKUP: the newest stream change it was written over
 
     @property
     def is_removal(self) -> bool:
         return self.event_name == REMOVE
 
     @property
-    def order(self) -> tuple[float, int, int]:
-        """Sort key of changes to one item: event time, then a stream change after a scan's image of
-        the same moment (the scan may have read just before it), then sequence number."""
-        rank = 0 if self.event_name == FULL_BACKUP else 1
-        return (self.event_time, rank, int(self.sequence_number or 0))
+    def is_image_of_scan(self) -> bool:
+        return self.event_name == FULL_BACKUP
+
+    @property
+    def floor(self) -> float:
+        """A scan image's read floor; a stream change's event time."""
+        return self.event_time if self.read_floor is None else self.read_floor
+
+    @property
+    def position(self) -> StreamPosition | None:
+        """A stream change's place in its stream; ``None`` for a scan image."""
+        if self.is_image_of_scan:
+            return None
+        return StreamPosition(self.stream, int(self.sequence_number or 0), self.event_time)
+
+    @property
+    def order(self) -> tuple[float, int, str, int]:
+        """Sort key of changes to one item: event time (a scan image's read floor), then a stream
+        change after a scan image of the same second (the scan may have read just before it), then the
+        later stream label, then sequence number. Within one stream, event times never go backwards."""
+        rank = 0 if self.is_image_of_scan else 1
+        return (self.floor, rank, self.stream or "", int(self.sequence_number or 0))
+
+    def after(self, other: VersionMeta) -> bool:
+        """Is this change later than ``other`` in the order of changes (docs/format.md)? Stream changes
+        compare by ``StreamPosition.after``; a stream change at or after a scan image's read floor is
+        after the image (the scan may not have seen it; the stream's own record is the truth)."""
+        mine, theirs = self.position, other.position
+        if mine is not None and theirs is not None:
+            return mine.after(theirs)
+        if mine is not None:
+            return self.event_time >= other.floor
+        if theirs is not None:
+            return self.floor > other.event_time
+        return (self.floor, self.event_time) > (other.floor, other.event_time)
 
     def to_s3(self) -> dict[str, str]:
         """The ``Metadata`` argument of PutObject. The key is left out if it would pass S3's 2 KB."""
@@ -94,7 +158,13 @@ class VersionMeta:
             SEQUENCE_NUMBER: self.sequence_number,
             EVENT_ID: self.event_id,
             REMOVED_BY: self.removed_by,
+            STREAM: self.stream,
+            READ_FLOOR: None if self.read_floor is None else format_epoch(self.read_floor),
         }
+        if self.follows is not None:
+            optional[FOLLOWS_STREAM] = self.follows.stream
+            optional[FOLLOWS_SEQUENCE] = str(self.follows.sequence)
+            optional[FOLLOWS_TIME] = format_epoch(self.follows.time)
         metadata.update({name: value for name, value in optional.items() if value})
         if self.key is not None:
             key_text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
@@ -117,9 +187,18 @@ class VersionMeta:
                 key=json.loads(lowered[KEY]) if KEY in lowered else None,
                 removed_by=lowered.get(REMOVED_BY),
                 writer=lowered.get(WRITER, WRITER_STREAM),
+                stream=lowered.get(STREAM),
+                read_floor=float(lowered[READ_FLOOR]) if READ_FLOOR in lowered else None,
+                follows=_follows(lowered),
             )
         except (KeyError, ValueError) as err:
             raise MetadataError(f"backup version metadata cannot be read ({err}): {dict(lowered)}") from err
+
+
+def _follows(lowered: Mapping[str, str]) -> StreamPosition | None:
+    if FOLLOWS_SEQUENCE not in lowered:
+        return None
+    return StreamPosition(lowered.get(FOLLOWS_STREAM), int(lowered[FOLLOWS_SEQUENCE]), float(lowered[FOLLOWS_TIME]))
 
 
 def _metadata_size(metadata: Mapping[str, str]) -> int:

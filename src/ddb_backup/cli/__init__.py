@@ -9,9 +9,9 @@ import sys
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ddb_backup import __version__
+from ddb_backup import __version__, aws
 from ddb_backup.cli.demo import demo
 from ddb_backup.cli.diff import diff
 from ddb_backup.cli.export import export
@@ -28,19 +28,41 @@ from ddb_backup.store import StoreError
 
 USER_ERRORS = (UserError, SettingsError, InvalidKeyError)
 AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
+EXIT_CODES = (0, 1, 2, 3, 4, 5, 130)  # the documented set (the group's help); nothing else may come out
+
+
+def _unreachable(err: BaseException) -> EndpointConnectionError | None:
+    """The connection failure behind ``err`` (itself or a cause), if it is one."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, EndpointConnectionError):
+            return seen
+        seen = seen.__cause__
+    return None
 
 
 class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
+        aws.notify = lambda message: click.echo(f"note: {message}", err=True)
         try:
             return super().invoke(ctx)
         except USER_ERRORS as err:
             click.echo(f"error: {err}", err=True)
-            ctx.exit(2)
+            ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 5
         except AWS_ERRORS as err:
-            hint = "" if getattr(err, "hint", None) else " (Try: check credentials, region and --endpoint-url)"
-            click.echo(f"error: {err}{hint}", err=True)
+            unreachable = _unreachable(err)
+            if unreachable is not None:
+                click.echo(
+                    f"error: cannot connect to AWS: {unreachable} "
+                    "(Try: check --endpoint-url / AWS_ENDPOINT_URL, --region and the network)",
+                    err=True,
+                )
+            else:
+                hint = "" if getattr(err, "hint", None) else " (Try: check credentials, region and --endpoint-url)"
+                click.echo(f"error: {err}{hint}", err=True)
             ctx.exit(3)
+        finally:
+            aws.notify = None
 
 
 @click.group(cls=Cli, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -51,7 +73,11 @@ def cli() -> None:
     \b
     Exit codes: 0 success, 1 a check found a difference (verify, demo) or the stream
     lost records before they were read (run), 2 a usage or user error (the message says
-    how to fix it), 3 an AWS or storage error, 130 interrupted (restore: --resume).
+    how to fix it), 3 an AWS or storage error (also: AWS cannot be reached), 4 restored
+    except items the target refused (restore: the rejects file), 5 the backup holds nothing
+    for the --bucket, --prefix, --table, --tenant or --key given (the message says what it
+    does hold), 130 interrupted (restore: --resume).
+    --bucket and --prefix default to the env names BackupBucket and BackupPrefix.
     Each command's --help has an example and its own exit codes.
     """
 

@@ -74,11 +74,18 @@ def aws_options(command: F) -> F:
 
 
 def bucket_options(command: F) -> F:
-    """``--bucket`` (required) and ``--prefix``."""
-    command = click.option("--prefix", default="", show_default=False, help="The BackupPrefix the function uses.")(
-        command
-    )
-    return click.option("--bucket", required=True, help="The backup bucket (BackupBucket).")(command)
+    """``--bucket`` (required) and ``--prefix``; defaults from the function's own environment names,
+    ``BackupBucket`` and ``BackupPrefix``."""
+    command = click.option(
+        "--prefix",
+        envvar="BackupPrefix",
+        default="",
+        show_default=False,
+        help="The BackupPrefix the function uses (default: env BackupPrefix, else none).",
+    )(command)
+    return click.option(
+        "--bucket", envvar="BackupBucket", required=True, help="The backup bucket (default: env BackupBucket)."
+    )(command)
 
 
 def naming_options(*, detect: bool = False) -> Callable[[F], F]:

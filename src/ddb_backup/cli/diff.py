@@ -5,19 +5,21 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
-from ddb_backup.cli.lookup import key_schema, tenant_segment
+from ddb_backup.cli.lookup import checked_store, key_schema, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, json_option, short_key
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.restore.plan import table_ranges
-from ddb_backup.timeparse import parse_time
+from ddb_backup.timeparse import FORMS, parse_time
 from ddb_backup.version_meta import epoch_to_iso
 
 
 @click.command()
 @bucket_options
 @click.option("--table", required=True, help="The table's name.")
-@click.option("--from", "start_text", required=True, help="The earlier time (ISO 8601, epoch seconds, or -2h).")
-@click.option("--to", "end_text", default="-0s", show_default="now", help="The later time.")
+@click.option("--from", "start_text", required=True, metavar="TIME", help=f"The earlier time: {FORMS}.")
+@click.option(
+    "--to", "end_text", default="-0s", show_default="now", metavar="TIME", help="The later time (same forms)."
+)
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value).")
 @json_option
 @aws_options
@@ -35,12 +37,13 @@ def diff(
         --from 2026-11-27T09:00:00Z --to 2026-11-27T10:00:00Z
 
     \b
-    Exit codes: 0 shown (whether or not anything changed), 2 bad options, 3 AWS error.
+    Exit codes: 0 shown (whether or not anything changed), 2 bad options, 3 AWS error,
+    5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     start, end = parse_time(start_text), parse_time(end_text)
     if end < start:
         start, end = end, start
-    store = aws.store(bucket)
+    store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     counts = DiffCounts()
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
     changes = diff_table(store, ranges, start, end, counts, schema=key_schema(aws, table, store, prefix))

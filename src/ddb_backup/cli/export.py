@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
-from ddb_backup.cli.lookup import describe_table, tenant_segment
+from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.inspect.export import (
     COMPRESSIONS,
@@ -17,7 +17,7 @@ from ddb_backup.inspect.export import (
     parse_destination,
 )
 from ddb_backup.restore.plan import PointInTime, table_ranges
-from ddb_backup.timeparse import parse_time
+from ddb_backup.timeparse import FORMS, parse_time
 from ddb_backup.version_meta import epoch_to_iso
 
 UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
@@ -26,7 +26,7 @@ UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
 @click.command()
 @bucket_options
 @click.option("--table", required=True, help="The table's name.")
-@click.option("--at", "at_text", required=True, help="The point in time (ISO 8601, epoch seconds, or -2h).")
+@click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
 @click.option("--to", "target", required=True, help="s3://BUCKET/PREFIX or a local folder; must hold no export.")
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="gzip", show_default=True)
 @click.option("--items-per-file", type=click.IntRange(min=1), default=DEFAULT_ITEMS_PER_FILE, show_default=True)
@@ -56,10 +56,11 @@ def export(
         --to s3://my-exports/orders-1000/ --compress zstd
 
     \b
-    Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error.
+    Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error,
+    5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     at = parse_time(at_text)
-    store = aws.store(bucket)
+    store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
     manifest = ExportManifest(table, at, compress, source={"bucket": bucket, "prefix": prefix})
     settings = ExportSettings(compression=compress, items_per_file=items_per_file)

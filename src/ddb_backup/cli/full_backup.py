@@ -5,6 +5,8 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.lookup import checked_store
+from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import BackupError
 from ddb_backup.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
@@ -36,6 +38,7 @@ from ddb_backup.settings import clean_prefix
     help="Concurrent writes to the bucket.",
 )
 @naming_options()
+@json_option
 @aws_options
 def full_backup(
     aws: Aws,
@@ -48,6 +51,7 @@ def full_backup(
     workers: int,
     plain_text: bool,
     tenant_column: str | None,
+    as_json: bool,
 ) -> None:
     """Back up every item of a live table with a parallel, consistent Scan, and save its schema.
 
@@ -75,7 +79,7 @@ def full_backup(
         workers=workers,
     )
     dynamodb = aws.client("dynamodb", max_pool=segments + 4)
-    store = aws.store(bucket, max_pool=workers + 4)
+    store = checked_store(aws, bucket, max_pool=workers + 4)
     with progress(f"full-backup {table}") as update:
 
         def report(summary: FullBackupSummary) -> None:
@@ -83,11 +87,26 @@ def full_backup(
             update(summary.scanned, summary.estimated_items or None, detail)
 
         summary = run_full_backup(dynamodb, store, bucket, table, options, on_progress=report)
-    click.echo(
-        f"full-backup {table}: {summary.scanned} items read, {summary.written} written, "
-        f"{summary.skipped_newer} left to newer stream changes, {summary.failed} failed; "
-        f"{summary.consumed_read_units:g} read units in {summary.seconds:.1f} s; schema saved to {summary.schema_key}"
-    )
+    if as_json:
+        echo_json(
+            {
+                "table": table,
+                "scanned": summary.scanned,
+                "written": summary.written,
+                "newer_in_stream": summary.skipped_newer,
+                "failed": summary.failed,
+                "read_units": summary.consumed_read_units,
+                "seconds": round(summary.seconds, 3),
+                "schema_key": summary.schema_key,
+            }
+        )
+    else:
+        click.echo(
+            f"full-backup {table}: {summary.scanned} items read, {summary.written} written, "
+            f"{summary.skipped_newer} left to newer stream changes, {summary.failed} failed; "
+            f"{summary.consumed_read_units:g} read units in {summary.seconds:.1f} s; "
+            f"schema saved to {summary.schema_key}"
+        )
     if summary.failed:
         raise BackupError(
             f"{summary.failed} items could not be written, e.g. {summary.errors[0]}",

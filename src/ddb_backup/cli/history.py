@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import click
 
+from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
-from ddb_backup.cli.lookup import key_schema, tenant_segment
+from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
-from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_items, parse_key
+from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_items
 from ddb_backup.version_meta import epoch_to_iso
 
 
@@ -33,11 +34,13 @@ def history(
         --key '{"pk":{"S":"customer#1"},"sk":{"N":"1"}}'
 
     \b
-    Exit codes: 0 shown, 2 the item is not in the backup (or bad options), 3 AWS error.
+    Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 the backup holds nothing for the table,
+    tenant or item given (the message says what it does hold).
     """
-    store = aws.store(bucket)
-    key = parse_key(key_text)
-    schema = key_schema(aws, table, store, prefix) if len(key) > 1 else None
+    key = parse_key_option(key_text)
+    store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
+    schema = key_schema(aws, table, store, prefix)
+    preflight.check_keys(store, prefix, table, [key], tenant=tenant_segment(tenant), schema=schema)
     object_keys = locate_items(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
     entries = item_history(store, object_keys)
     object_key = ", ".join(object_keys)  # more than one: the item's names are merged into one history

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import signal
 import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import replace
+from dataclasses import asdict, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -19,36 +17,25 @@ from typing import Any
 import click
 
 from ddb_backup import keys as k
+from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
+from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import UserError
 from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
-from ddb_backup.timeparse import FORMS, parse_time
+from ddb_backup.timeparse import FORMS, parse_duration, parse_time
+from ddb_backup.version_meta import epoch_to_iso
 
-_DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d)?$")
-_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}
 INTERRUPTED = 130
 DECLINED = 1
 REJECTED = 4
 
 
-def parse_duration(text: str) -> float:
-    match = _DURATION.match(text.strip())
-    if not match:
-        raise UserError(f"cannot read the duration {text!r}", "write it as seconds or with a unit: 90s, 30m, 25h, 2d")
-    return float(match.group(1)) * _SECONDS[match.group(2)]
-
-
 def parse_key(text: str) -> str:
-    """``--key``: DynamoDB JSON of an item's key, returned as its canonical ``key_json``."""
-    try:
-        key = json.loads(text)
-    except ValueError as err:
-        raise UserError(f"--key {text!r} is not JSON", 'write it as DynamoDB JSON: --key \'{"pk":{"S":"a"}}\'') from err
-    if not isinstance(key, dict):
-        raise UserError(f"--key {text!r} is not a JSON object", 'write it as DynamoDB JSON: --key \'{"pk":{"S":"a"}}\'')
-    return k.key_json(key)
+    """``--key``: the forms ``history --key`` takes (``cli.lookup.parse_key_option``), as canonical ``key_json``."""
+    return k.key_json(parse_key_option(text))
 
 
 @click.command()
@@ -58,15 +45,37 @@ def parse_key(text: str) -> str:
 @click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
 @click.option("--to-table", "target", required=True, help="The table to restore into (created when missing).")
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value; %none: items without one).")
-@click.option("--key", "key_texts", multiple=True, metavar="JSON", help="Only this item (DynamoDB JSON); repeatable.")
+@click.option(
+    "--key",
+    "key_texts",
+    multiple=True,
+    metavar="JSON",
+    help='Only this item; repeatable. DynamoDB JSON {"pk":{"S":"a"}} or plain JSON {"pk":"a"}, as history takes.',
+)
 @click.option("--overwrite", is_flag=True, help="Allow a non-empty existing target table.")
 @click.option("--sync", is_flag=True, help="With --overwrite: also delete target items absent at TIME.")
 @click.option("--dry-run", is_flag=True, help="Print the plan (the versions it would read and counts); write nothing.")
-@click.option("--write-rate", type=float, metavar="N", help="Write units per second at most (default: no limit).")
-@click.option("--workers", type=int, default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads.")
+@click.option(
+    "--write-rate",
+    type=click.FloatRange(0, min_open=True),
+    metavar="N",
+    help="Write units per second at most (default: no limit).",
+)
+@click.option(
+    "--workers", type=click.IntRange(1, 512), default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads."
+)
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
-@click.option("--segment", type=int, default=0, show_default=True, metavar="I", help="This process's share (0-based).")
-@click.option("--total-segments", type=int, default=1, show_default=True, metavar="N", help="Shares in all.")
+@click.option(
+    "--segment",
+    type=click.IntRange(0),
+    default=0,
+    show_default=True,
+    metavar="I",
+    help="This process's share (0-based).",
+)
+@click.option(
+    "--total-segments", type=click.IntRange(1), default=1, show_default=True, metavar="N", help="Shares in all."
+)
 @click.option(
     "--max-lag",
     default=f"{DEFAULT_MAX_LAG / 3600:g}h",
@@ -81,6 +90,7 @@ def parse_key(text: str) -> str:
     help="Where items the target refuses go (JSON lines; default: beside the checkpoint, *.rejects.jsonl).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --overwrite, --sync, --allow-same-table (scripts).")
+@json_option
 def restore_command(
     aws: Aws,
     bucket: str,
@@ -89,6 +99,7 @@ def restore_command(
     key_texts: tuple[str, ...],
     max_lag: str,
     yes: bool,
+    as_json: bool,
     **flags: Any,
 ) -> None:
     """Restore a table as it was at TIME, exactly by each change's own event time.
@@ -120,8 +131,9 @@ def restore_command(
     Exit codes: 0 restored (or planned, with --dry-run), 1 you answered no at the prompt
     (nothing written), 2 a usage or user error, nothing written (the message says what to
     change), 3 an AWS or storage error (retries spent; --resume continues), 4 restored except
-    the items the target refused (listed in the rejects file), 130 interrupted by Ctrl-C
-    (--resume continues).
+    the items the target refused (listed in the rejects file), 5 the backup holds nothing for
+    the --table, --prefix, --tenant or --key given (nothing created; the message says what
+    the bucket holds), 130 interrupted by Ctrl-C (--resume continues).
     """
     options = RestoreOptions(
         bucket=bucket,
@@ -132,7 +144,12 @@ def restore_command(
         max_lag=parse_duration(max_lag),
         **flags,
     )
-    store = aws.store(bucket, max_pool=max(64, options.workers * 2))
+    tenant = options.tenant_segment
+    store = checked_store(aws, bucket, prefix, options.source, tenant, max_pool=max(64, options.workers * 2))
+    if key_texts:
+        schema = key_schema(aws, options.source, store, prefix)
+        keys = [parse_key_option(text) for text in key_texts]
+        preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
@@ -143,14 +160,20 @@ def restore_command(
                 options,
                 store,
                 dynamodb,
-                progress=lambda s: update(s.puts, None, f"{s.items} looked at, {s.metadata_reads} metadata reads"),
+                progress=lambda s: update(
+                    s.puts, None, f"items put, {s.items} looked at, {s.metadata_reads} metadata reads"
+                ),
                 on_plan=_print_plan_line if options.dry_run else None,
                 stop=stop,
             )
     except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
         sys.exit(INTERRUPTED)
-    _print_summary(summary)
+    if as_json:
+        echo_json({"at": epoch_to_iso(options.at), "target": options.target, **asdict(summary)})
+    else:
+        click.echo(f"TIME: {epoch_to_iso(options.at)}")
+        _print_summary(summary)
     if summary.rejected:
         click.echo(
             f"error: the target refused {summary.rejected} item(s); they are in {summary.rejects_path} with "

@@ -10,7 +10,18 @@ from typing import Any
 
 import click
 
+from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.output import echo_json, json_option
+
+START_AT = {"trim-horizon": "TRIM_HORIZON", "latest": "LATEST"}
+START_NOTES = {
+    "trim-horizon": "every shard starts at the oldest record the stream keeps (TRIM_HORIZON, up to 24 h back); "
+    "records already backed up are written again as duplicate versions (harmless). "
+    "Use --from latest to back up new changes only",
+    "latest": "every shard starts at its newest record (LATEST): changes made before now are not read",
+}
+STOP_REASONS = {"idle": "stopped: every shard was idle (--until-idle)", "stopped": "stopped on request (Ctrl-C)"}
 
 
 @contextmanager
@@ -44,7 +55,17 @@ def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
     help="Where to remember progress (default: s3://BUCKET/[PREFIX/]~ddb-backup/checkpoints/TABLE.json).",
 )
 @click.option("--batch-size", type=click.IntRange(1, 1000), default=100, show_default=True, help="Records per batch.")
+@click.option(
+    "--from",
+    "start_from",
+    type=click.Choice(sorted(START_AT)),
+    default="trim-horizon",
+    show_default=True,
+    help="Where a shard the checkpoint does not know starts: the oldest record the stream keeps "
+    "(up to 24 h back) or only changes made from now on.",
+)
 @naming_options()
+@json_option
 @aws_options
 def run(
     aws: Aws,
@@ -54,8 +75,10 @@ def run(
     until_idle: bool,
     checkpoint: str | None,
     batch_size: int,
+    start_from: str,
     plain_text: bool,
     tenant_column: str | None,
+    as_json: bool,
 ) -> None:
     """Back up a table's stream without Lambda: read its shards and hand each batch to the
     function's own code, in Lambda's event shape.
@@ -69,6 +92,11 @@ def run(
       ddb-backup run --bucket my-backups --prefix nightly --table orders
       ddb-backup run --bucket my-backups --table orders --until-idle --checkpoint ./orders.checkpoint.json
     \b
+    A new checkpoint starts every shard at --from: trim-horizon (the default) re-reads what the
+    stream still keeps, so records the function already backed up become duplicate versions
+    (harmless: a replay never makes an older image win); latest skips them.
+
+    \b
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
     (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing.
     """
@@ -81,6 +109,7 @@ def run(
         bucket, clean_prefix(prefix), plain_text, tenant_column or None, expected_bucket_owner=aws.expected_bucket_owner
     )
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
+    preflight.check_bucket(s3, bucket)
     stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)
     checkpoints = open_checkpoints(checkpoint or default_location(bucket, settings.prefix, table), lambda: s3)
@@ -90,18 +119,36 @@ def run(
         stream_arn,
         capture_handler(runtime.capture),
         checkpoints,
-        RunnerOptions(batch_size=batch_size, until_idle=until_idle),
+        RunnerOptions(batch_size=batch_size, until_idle=until_idle, start_at=START_AT[start_from]),
         stop=stop,
         notify=lambda message: click.echo(message, err=True),
     )
     click.echo(f"run {table}: reading {stream_arn}; checkpoint {checkpoints.location}", err=True)
+    if checkpoints.load() is None:
+        click.echo(f"run {table}: no checkpoint yet: {START_NOTES[start_from]}", err=True)
     with stop_on_ctrl_c(stop):
         summary = runner.run()
-    click.echo(
-        f"run {table}: {summary.records} records backed up in {summary.batches} batches, "
-        f"{summary.failed_batches} batches retried, {summary.shards_finished} shards finished, "
-        f"{len(summary.gaps)} gaps; stopped ({summary.stopped})"
-    )
+    stopped = STOP_REASONS.get(summary.stopped, summary.stopped)
+    if as_json:
+        echo_json(
+            {
+                "table": table,
+                "stream_arn": stream_arn,
+                "checkpoint": checkpoints.location,
+                "records": summary.records,
+                "batches": summary.batches,
+                "failed_batches": summary.failed_batches,
+                "shards_finished": summary.shards_finished,
+                "gaps": [gap.describe() for gap in summary.gaps],
+                "stopped": summary.stopped,
+            }
+        )
+    else:
+        click.echo(
+            f"run {table}: {summary.records} records backed up in {summary.batches} batches, "
+            f"{summary.failed_batches} batches retried, {summary.shards_finished} shards finished, "
+            f"{len(summary.gaps)} gaps; {stopped}"
+        )
     if summary.gaps:
         for gap in summary.gaps:
             click.echo(f"gap: {gap.describe()}", err=True)

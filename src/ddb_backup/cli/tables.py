@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import click
 
+from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
 from ddb_backup.inspect.tables import Coverage, summarize_bucket
 from ddb_backup.version_meta import epoch_to_iso
@@ -25,14 +27,15 @@ def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
       ddb-backup tables --bucket my-backups --prefix prod
 
     \b
-    Exit codes: 0 shown, 2 bad options, 3 AWS error.
+    Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 no tables under this prefix (the message
+    names the bucket's top-level folders).
     """
-    summaries = summarize_bucket(aws.store(bucket), prefix)
+    store = checked_store(aws, bucket)
+    summaries = summarize_bucket(store, prefix)
+    if not summaries:
+        preflight.no_tables(store, bucket, prefix)
     if as_json:
         echo_json({"tables": [summary.as_dict() for summary in summaries]})
-        return
-    if not summaries:
-        click.echo(f"no tables under s3://{bucket}/{prefix}")
         return
     rows = []
     for summary in summaries:

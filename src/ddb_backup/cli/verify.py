@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
-from ddb_backup.cli.lookup import describe_table
+from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.verify import (
@@ -16,6 +16,7 @@ from ddb_backup.inspect.verify import (
     verify_table,
 )
 from ddb_backup.keys import KeySchema, table_prefix
+from ddb_backup.preflight import NothingMatches
 from ddb_backup.timeparse import parse_duration
 
 SHOWN = 50
@@ -28,8 +29,18 @@ DRIFT_HINT = (
 @click.command()
 @bucket_options
 @click.option("--table", required=True, help="The live table to compare with its backup.")
-@click.option("--segments", default=DEFAULT_SEGMENTS, show_default=True, help="Parallel scan segments.")
-@click.option("--read-rate", type=float, help="Read capacity units per second to use at most (default: no limit).")
+@click.option(
+    "--segments",
+    type=click.IntRange(1, 1_000_000),
+    default=DEFAULT_SEGMENTS,
+    show_default=True,
+    help="Parallel scan segments.",
+)
+@click.option(
+    "--read-rate",
+    type=click.FloatRange(0, min_open=True),
+    help="Read capacity units per second to use at most (default: no limit).",
+)
 @click.option("--grace", default="60s", show_default=True, help="Differences younger than this are in flight.")
 @naming_options(detect=True)
 @json_option
@@ -58,12 +69,18 @@ def verify(
       ddb-backup verify --bucket my-backups --prefix prod --table orders --segments 8 --read-rate 500
 
     \b
-    Exit codes: 0 in sync, 1 drift found (with a hint), 2 bad options or no such table, 3 AWS error.
+    Exit codes: 0 in sync, 1 drift found (with a hint), 2 bad options or no such table, 3 AWS error
+    (also: AWS cannot be reached), 5 the backup holds nothing for the table under this prefix.
     """
+    grace_seconds = parse_duration(grace)
+    try:
+        store = checked_store(aws, bucket, prefix, table)
+    except NothingMatches as err:
+        err.hint = f"{err.hint}; if {table!r} was never backed up, run `ddb-backup full-backup` with these options"
+        raise
     description = describe_table(aws, table)
     if description is None:
-        raise UserError(f"cannot describe the table {table!r}", "check --table, --region and credentials")
-    store = aws.store(bucket)
+        raise UserError(f"the table {table!r} does not exist (or may not be described)", "check --table and --region")
     if plain_text is None:
         plain_text = uses_plain_text_names(store, table_prefix(prefix, table))
     options = VerifyOptions(
@@ -74,7 +91,7 @@ def verify(
         tenant_column=tenant_column,
         segments=segments,
         read_rate=read_rate,
-        grace=parse_duration(grace),
+        grace=grace_seconds,
     )
     report = verify_table(store, aws.client("dynamodb"), options)
     if as_json:

@@ -74,7 +74,7 @@ class DirDestination:
         path.replace(self.root / name)
 
     def write_text(self, name: str, text: str) -> None:
-        self.root.mkdir(parents=True, exist_ok=True)  # nothing present at T: the manifest is the only file
+        self.root.mkdir(parents=True, exist_ok=True)  # an export of no items has written no part first
         (self.root / name).write_text(text, encoding="utf-8")
 
     def describe(self, name: str) -> str:

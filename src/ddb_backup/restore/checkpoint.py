@@ -4,7 +4,10 @@ A range is marked finished only once every item of it is written, so a crash at 
 most the ranges in flight (and those finished in the last second), and redoing them writes the same
 images again (puts are idempotent). The file is replaced atomically, at most once a second and when
 the run stops. With ``--sync``, the present set of each finished range is appended to a side file
-(``<checkpoint>.present``, 16 bytes per item) before the checkpoint marks the range.
+(``<checkpoint>.present``, 16 bytes per item key) before the checkpoint marks the range. The phase
+turns from ``write`` to ``sync`` only once every write is acknowledged and every range finished, so
+the present set read for the deletes is complete, and a resume in the ``sync`` phase only deletes
+(docs/format.md, "Restore checkpoints and rejects").
 """
 
 from __future__ import annotations

@@ -137,11 +137,13 @@ def image_key_problem(image: Any, schema: k.KeySchema, types: Mapping[str, str])
 def check_items_fit(store: ObjectStore, folder: str, target: Target) -> None:
     """Refuse a target whose key does not fit the backup's items (no schema of the source is known).
 
-    Looks at up to ``SAMPLE_OBJECTS`` objects under ``folder`` (a table's items share one key
-    schema, so one that can be read decides): a version's metadata key must have exactly the target's
-    key attributes with its types; an image without our metadata (the original tool) must hold the
-    target's key attributes, and its key under the target's schema must name its object. Raises
-    ``UserError`` (exit 2) before anything is written."""
+    Looks at up to ``SAMPLE_OBJECTS`` objects under ``folder``: a version's metadata key fits when
+    it has exactly the target's key attributes with its types; an image without our metadata (the
+    original tool) fits when it holds the target's key attributes and its key under the target's
+    schema names its object. One item that fits is enough (a table's items share one key; objects of
+    another table sharing the folder must not refuse it); when none fits and some do not, raises
+    ``UserError`` (exit 2) before anything is written. Unreadable objects are passed over."""
+    first_misfit: str | None = None
     for object_key, version_id in _sample_versions(store, folder):
         try:
             stored = store.head(object_key, version_id)
@@ -149,10 +151,20 @@ def check_items_fit(store: ObjectStore, folder: str, target: Target) -> None:
         except (StoreError, MetadataError):
             continue
         if meta is not None and meta.key is not None:
-            _refuse_other_key(target, {name: next(iter(value)) for name, value in meta.key.items()}, object_key)
+            misfit = _metadata_misfit(target, meta.key, object_key)
+        elif meta is None and stored.size:
+            misfit = _image_misfit(store, object_key, version_id, target)
+        else:
+            continue
+        if misfit is None:
             return
-        if meta is None and stored.size and _image_fits(store, object_key, version_id, target):
-            return
+        if misfit != _UNREADABLE:
+            first_misfit = first_misfit or misfit
+    if first_misfit is not None:
+        raise UserError(first_misfit, NEW_TABLE_HINT + ", or create it with the backup's key yourself")
+
+
+_UNREADABLE = "unreadable"
 
 
 def _sample_versions(store: ObjectStore, folder: str) -> list[tuple[str, str]]:
@@ -162,36 +174,37 @@ def _sample_versions(store: ObjectStore, folder: str) -> list[tuple[str, str]]:
     ]
 
 
-def _refuse_other_key(target: Target, backup_types: Mapping[str, str], object_key: str) -> None:
+def _metadata_misfit(target: Target, key: Mapping[str, Any], object_key: str) -> str | None:
+    try:
+        backup_types = {name: next(iter(value)) for name, value in key.items()}
+    except (AttributeError, TypeError, StopIteration):
+        return _UNREADABLE
     names = set(target.key_schema.attribute_names)
     if set(backup_types) == names and all(target.key_types.get(n, t) == t for n, t in backup_types.items()):
-        return
+        return None
     backup = " + ".join(f"{name} ({kind})" for name, kind in sorted(backup_types.items()))
-    raise UserError(
+    return (
         f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, the backup's "
-        f"items are keyed {backup} (e.g. {object_key})",
-        NEW_TABLE_HINT + ", or create it with that key yourself",
+        f"items are keyed {backup} (e.g. {object_key})"
     )
 
 
-def _image_fits(store: ObjectStore, object_key: str, version_id: str, target: Target) -> bool:
-    """True when the image fits the target; False when it cannot be read as an item (look further)."""
+def _image_misfit(store: ObjectStore, object_key: str, version_id: str, target: Target) -> str | None:
     try:
         image = json.loads(store.get(object_key, version_id).body)
     except (StoreError, ValueError):
-        return False
+        return _UNREADABLE
     if not isinstance(image, dict):
-        return False
+        return _UNREADABLE
     problem = image_key_problem(image, target.key_schema, target.key_types)
     key = {name: image[name] for name in target.key_schema.attribute_names if name in image}
     if problem is None and _named_by(object_key, key, target.key_schema):
-        return True
-    types = {name: next(iter(value)) for name, value in key.items() if isinstance(value, Mapping)}
-    raise UserError(
+        return None
+    types = {name: next(iter(value)) for name, value in key.items() if isinstance(value, Mapping) and value}
+    return (
         f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, but the backup's "
         f"item {object_key} is not named by that key ({problem or 'its name comes from other attributes'}; "
-        f"it has {', '.join(f'{n} ({t})' for n, t in types.items()) or 'none of them'})",
-        NEW_TABLE_HINT + ", or create it with the backup's key yourself",
+        f"it has {', '.join(f'{n} ({t})' for n, t in types.items()) or 'none of them'})"
     )
 
 

@@ -1,0 +1,191 @@
+"""Checks every command makes before it touches anything: does the bucket hold what the user named?
+
+A wrong ``--bucket``, ``--prefix``, ``--table``, ``--tenant`` or ``--key`` must never look like success
+(an empty restore, zero counts, "everything missing"). Each check costs one or a few listing requests;
+when nothing matches it raises ``NothingMatches`` (exit code 5) naming what the bucket does hold
+that is nearest: tables under the prefix, prefixes that hold the table, the table's tenants.
+Rules of the layout: docs/format.md ("Object keys").
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+from urllib.parse import unquote
+
+from botocore.exceptions import ClientError
+
+from ddb_backup import aliases
+from ddb_backup import keys as k
+from ddb_backup.errors import UserError
+from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, table_names
+from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.store import ObjectStore
+
+SHOWN = 8  # names listed in a suggestion
+LOOKED_AT = 200  # folders examined when looking for suggestions (a listing request each)
+
+
+class NothingMatches(UserError):
+    """The bucket holds nothing for the table, prefix, tenant or key given; exit code 5."""
+
+    exit_code = 5
+
+
+def check_bucket(s3: Any, bucket: str) -> None:
+    """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself.
+
+    Connection failures propagate (botocore's ``EndpointConnectionError``): the CLI reports them as such.
+    """
+    try:
+        s3.head_bucket(Bucket=bucket)
+    except ClientError as err:
+        code = str(err.response.get("Error", {}).get("Code", ""))
+        if code in {"404", "NoSuchBucket", "NotFound"}:
+            raise NothingMatches(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
+        if code in {"403", "AccessDenied", "Forbidden"}:
+            raise UserError(
+                f"access to the bucket {bucket!r} is denied",
+                "check --bucket, --profile and the credentials' s3:ListBucket permission",
+            ) from err
+        raise
+
+
+def _where(prefix: str) -> str:
+    root = backup_root(prefix)
+    return f"under the prefix {root.rstrip('/')!r}" if root else "at the bucket's top level (no --prefix)"
+
+
+def _first(store: ObjectStore, folder: str) -> bool:
+    return next(iter(store.list_versions(folder)), None) is not None
+
+
+def _nearest(name: str, names: Sequence[str]) -> list[str]:
+    return difflib.get_close_matches(name, names, n=3, cutoff=0.6)
+
+
+def _listing(names: Iterable[str]) -> str:
+    shown = list(itertools.islice(names, SHOWN + 1))
+    text = ", ".join(repr(name) for name in shown[:SHOWN])
+    return text + (", ..." if len(shown) > SHOWN else "")
+
+
+def prefixes_holding(store: ObjectStore, table: str, *, limit: int = LOOKED_AT) -> list[str]:
+    """Prefixes (one or two folder levels deep, and none) under which the bucket holds ``table``."""
+    found = [""] if _first(store, k.table_prefix("", table)) else []
+    for first in itertools.islice(folders(store, ""), limit):
+        if first == OWN_FOLDER:
+            continue
+        if _first(store, k.table_prefix(first, table)):
+            found.append(first)
+            continue
+        for second in itertools.islice(folders(store, f"{first}/"), 20):
+            if _first(store, k.table_prefix(f"{first}/{second}", table)):
+                found.append(f"{first}/{second}")
+    return found
+
+
+def _table_held(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> bool:
+    """A version under one of the table's folders (``aliases.table_folders``: the original tool's leading
+    ``/`` too), or of the tenant's (escaped or, as the original tool wrote it, raw)."""
+    for folder in aliases.table_folders(prefix, table):
+        segments = [""] if tenant is None else [tenant + "/", unquote(tenant) + "/"]
+        if any(_first(store, folder + segment) for segment in segments):
+            return True
+    return False
+
+
+def check_table(store: ObjectStore, prefix: str, table: str) -> None:
+    """The bucket holds at least one version under ``[prefix/]table/``; else ``NothingMatches`` that names
+    the tables under this prefix (nearest first) or the prefixes that hold this table."""
+    if _table_held(store, prefix, table):
+        return
+    tables = [name for name in itertools.islice(table_names(store, prefix), LOOKED_AT)]
+    message = f"the backup holds nothing for the table {table!r} {_where(prefix)}"
+    hints = []
+    nearest = _nearest(table, tables)
+    if nearest:
+        hints.append(f"did you mean --table {nearest[0]!r}?")
+    elsewhere = prefixes_holding(store, table)
+    if elsewhere:
+        shown = ", ".join("(none)" if p == "" else repr(p) for p in elsewhere[:SHOWN])
+        hints.append(f"the table is backed up under --prefix {shown}")
+    if tables:
+        hints.append(f"tables {_where(prefix)}: {_listing(tables)}")
+    elif not elsewhere:
+        tops = [unquote(name) for name in itertools.islice(folders(store, ""), LOOKED_AT) if name != OWN_FOLDER]
+        hints.append(
+            f"the bucket's top-level folders: {_listing(tops)} (see `ddb-backup tables --prefix NAME`)"
+            if tops
+            else "the bucket holds no backup at all: check --bucket"
+        )
+    raise NothingMatches(message, "; ".join(hints))
+
+
+def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
+    """The tenant folders (escaped segments) of a table: the folders right under its own folder."""
+    return list(itertools.islice(folders(store, k.table_prefix(prefix, table)), LOOKED_AT))
+
+
+def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None) -> None:
+    """``check_table``, then, with ``tenant`` (the escaped segment), that the tenant's folder holds a version."""
+    check_table(store, prefix, table)
+    if tenant is None or _table_held(store, prefix, table, tenant):
+        return
+    tenants = tenants_of(store, prefix, table)
+    shown = unquote(tenant)
+    if not tenants:
+        raise NothingMatches(
+            f"the table {table!r} has no tenants in the backup, so none is {shown!r}",
+            "drop --tenant (the function does not use MultiTenancyColumn for this table)",
+        )
+    names = [unquote(name) for name in tenants]
+    nearest = _nearest(shown, names)
+    hint = f"did you mean --tenant {nearest[0]!r}? " if nearest else ""
+    raise NothingMatches(
+        f"the backup of {table!r} holds no tenant {shown!r}", f"{hint}its tenants: {_listing(names)}".strip()
+    )
+
+
+def check_key_attributes(key: Mapping[str, Any], schema: k.KeySchema | None) -> None:
+    """A ``--key`` names exactly the table's key attributes (when the schema is known)."""
+    if schema is None:
+        return
+    wanted, given = set(schema.attribute_names), set(key)
+    missing, extra = sorted(wanted - given), sorted(given - wanted)
+    if missing or extra:
+        parts = [f"lacks the {'range' if name == schema.range_key else 'hash'} key {name!r}" for name in missing]
+        parts += [f"has {name!r}, which is not a key attribute" for name in extra]
+        raise UserError(
+            f"--key {' and '.join(parts)}",
+            f"give exactly the key attributes {', '.join(schema.attribute_names)}",
+        )
+
+
+def check_keys(
+    store: ObjectStore,
+    prefix: str,
+    table: str,
+    keys: Sequence[Mapping[str, Any]],
+    *,
+    tenant: str | None = None,
+    schema: k.KeySchema | None = None,
+) -> None:
+    """Each key has a version in the backup (under its MD5 or plain-text name), else ``NothingMatches``."""
+    for key in keys:
+        check_key_attributes(key, schema)
+        candidates = candidate_object_keys(prefix, table, key, tenant=tenant, schema=schema)
+        if find_object_key(store, candidates) is None:
+            hint = "check --key, --tenant and --prefix"
+            if schema is None and len(key) > 1:
+                hint += "; plain-text names need the key schema: let the command reach the table (DescribeTable)"
+            raise NothingMatches(f"the backup of {table!r} holds no version of the item {k.key_json(dict(key))}", hint)
+
+
+def no_tables(store: ObjectStore, bucket: str, prefix: str) -> None:
+    """``tables`` found nothing: ``NothingMatches`` naming the bucket's top-level folders."""
+    tops = [unquote(name) for name in itertools.islice(folders(store, ""), LOOKED_AT) if name != OWN_FOLDER]
+    hint = f"the bucket's top-level folders: {_listing(tops)}; give one as --prefix" if tops else "check --bucket"
+    raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}", hint)

@@ -1,0 +1,216 @@
+"""The command line tells the truth (issue 14): a wrong name is never a silent success, errors point the
+right way, options are checked, every summary says which TIME it used."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from click.testing import CliRunner, Result
+from moto import mock_aws
+
+from builders import put
+from ddb_backup import keys as k
+from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.cli import cli
+from ddb_backup.store.s3 import S3Store
+
+BUCKET = "backups"
+NOW = time.time()
+AT = NOW - 600
+
+
+def key(n: int) -> dict[str, Any]:
+    return {"pk": {"S": f"p{n}"}, "sk": {"N": str(n)}}
+
+
+@pytest.fixture
+def bucket() -> Iterator[Any]:
+    """A versioned bucket: `orders` under prefix `prod` (3 items), `teams` under `prod` with tenants
+    `acme` and `globex`; the live table `orders` exists."""
+    with mock_aws():
+        s3 = boto3.client("s3", region_name="us-east-1")
+        s3.create_bucket(Bucket=BUCKET)
+        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
+        store = S3Store(s3, BUCKET)
+        schema = k.KeySchema("pk", "sk")
+        plain = Capture(store, CaptureSettings(prefix="prod"), lambda table: schema)
+        assert not plain.process([put(key(n), {"v": {"N": str(n)}}, at=AT) for n in range(3)]).failures
+        tenanted = Capture(store, CaptureSettings(prefix="prod", tenant_column="org"), lambda table: schema)
+        records = [put(key(n), {"org": {"S": org}}, table="teams", at=AT) for n, org in enumerate(["acme", "globex"])]
+        assert not tenanted.process(records).failures
+        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
+        dynamodb.create_table(
+            TableName="orders",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "N"},
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        yield dynamodb
+
+
+def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(cli, list(args), env=env)
+
+
+def tables_of(dynamodb: Any) -> list[str]:
+    return list(dynamodb.list_tables()["TableNames"])
+
+
+# -- 14.1: nothing matches -> exit 5 before touching anything, with what the bucket holds ------------
+
+
+def test_restore_with_a_wrong_prefix_creates_nothing_and_names_the_right_prefix(bucket: Any, tmp_path: Path) -> None:
+    result = invoke(
+        "restore", "--bucket", BUCKET, "--prefix", "prd", "--table", "orders", "--at", "-1s", "--to-table", "copy",
+        "--checkpoint", str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    assert result.exit_code == 5, result.output
+    assert "holds nothing for the table 'orders'" in result.output and "'prod'" in result.output
+    assert "copy" not in tables_of(bucket)
+
+
+def test_restore_with_a_mistyped_tenant_or_a_tenant_on_a_table_without_tenants(bucket: Any, tmp_path: Path) -> None:
+    common = ["restore", "--bucket", BUCKET, "--prefix", "prod", "--at", "-1s", "--to-table", "copy"]
+    common += ["--checkpoint", str(tmp_path / "cp.json")]
+    mistyped = invoke(*common, "--table", "teams", "--tenant", "acne")
+    assert mistyped.exit_code == 5 and "did you mean --tenant 'acme'" in mistyped.output
+    none = invoke(*common, "--table", "orders", "--tenant", "acme")
+    assert none.exit_code == 5 and "has no tenants" in none.output
+    assert "copy" not in tables_of(bucket)
+
+
+def test_restore_with_a_key_not_in_the_backup_or_missing_its_range_part(bucket: Any, tmp_path: Path) -> None:
+    common = ["restore", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", "-1s"]
+    common += ["--to-table", "copy", "--checkpoint", str(tmp_path / "cp.json")]
+    absent = invoke(*common, "--key", '{"pk":"p9","sk":9}')
+    assert absent.exit_code == 5 and "holds no version of the item" in absent.output
+    partial = invoke(*common, "--key", '{"pk":"p1"}')
+    assert partial.exit_code == 2 and "lacks the range key 'sk'" in partial.output
+    assert "copy" not in tables_of(bucket)
+
+
+def test_restore_takes_the_plain_json_key_history_takes_and_prints_a_json_summary(bucket: Any, tmp_path: Path) -> None:
+    result = invoke(
+        "restore", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", "-1s", "--to-table", "copy",
+        "--key", '{"pk":"p1","sk":1}', "--checkpoint", str(tmp_path / "cp.json"), "--json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.stdout)
+    assert summary["puts"] == 1 and summary["target"] == "copy" and summary["at"].endswith("Z")
+
+
+@pytest.mark.parametrize("command", ["diff", "export", "history", "verify"])
+def test_every_reader_refuses_a_mistyped_table_or_prefix(bucket: Any, tmp_path: Path, command: str) -> None:
+    extra = {
+        "diff": ["--from", "-1h"],
+        "export": ["--at", "-1s", "--to", str(tmp_path / "out")],
+        "history": ["--key", '{"pk":"p1","sk":1}'],
+        "verify": [],
+    }[command]
+    mistyped = invoke(command, "--bucket", BUCKET, "--prefix", "prod", "--table", "ordres", *extra)
+    assert mistyped.exit_code == 5 and "did you mean --table 'orders'" in mistyped.output, mistyped.output
+    wrong_prefix = invoke(command, "--bucket", BUCKET, "--prefix", "staging", "--table", "orders", *extra)
+    assert wrong_prefix.exit_code == 5 and "under --prefix 'prod'" in wrong_prefix.output, wrong_prefix.output
+    assert not (tmp_path / "out").exists()
+
+
+def test_tables_under_an_empty_prefix_names_the_top_level_folders(bucket: Any) -> None:
+    result = invoke("tables", "--bucket", BUCKET, "--prefix", "nope")
+    assert result.exit_code == 5 and "'prod'" in result.output
+
+
+def test_a_missing_bucket_says_so(bucket: Any) -> None:
+    result = invoke("tables", "--bucket", "no-such-bucket")
+    assert result.exit_code == 5
+    assert "the bucket 'no-such-bucket' does not exist" in result.output and "credentials" not in result.output
+
+
+def test_bucket_and_prefix_default_to_the_functions_environment_names(bucket: Any) -> None:
+    result = invoke("tables", "--json", env={"BackupBucket": BUCKET, "BackupPrefix": "prod"})
+    assert result.exit_code == 0, result.output
+    assert sorted(table["table"] for table in json.loads(result.stdout)["tables"]) == ["orders", "teams"]
+
+
+# -- 14.2: no traceback for the reported inputs --------------------------------------------------------
+
+
+def test_a_39_digit_key_number_is_a_one_line_error(bucket: Any) -> None:
+    key_text = '{"pk":"p1","sk":' + "9" * 39 + "}"
+    result = invoke("history", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--key", key_text)
+    assert result.exit_code == 2 and "38 digits" in result.output
+    assert isinstance(result.exception, SystemExit)  # a one-line error, not a traceback
+
+
+def test_export_of_no_items_into_a_new_folder_writes_an_empty_export(bucket: Any, tmp_path: Path) -> None:
+    target = tmp_path / "new" / "folder"
+    result = invoke(
+        "export", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", str(int(AT - 86400 * 3)),
+        "--to", str(target),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert json.loads((target / "manifest.json").read_text())["item_count"] == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--table", "orders", "--read-rate", "-1"],
+        ["verify", "--table", "orders", "--read-rate", "0"],
+        ["verify", "--table", "orders", "--segments", "-3"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--total-segments", "0"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "0"],
+        ["full-backup", "--table", "orders", "--segments", "0"],
+    ],
+)
+def test_numeric_options_out_of_range_are_usage_errors(args: list[str]) -> None:
+    result = invoke(*args, "--bucket", BUCKET)
+    assert result.exit_code == 2 and "Invalid value" in result.output, result.output
+
+
+# -- 14.3: one time rule -----------------------------------------------------------------------------
+
+
+def test_epoch_milliseconds_and_the_resolved_time_in_the_summary(bucket: Any, tmp_path: Path) -> None:
+    millis = str(int(NOW * 1000))
+    result = invoke(
+        "restore", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", millis, "--to-table", "copy",
+        "--checkpoint", str(tmp_path / "cp.json"),
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "TIME: 20" in result.output and "put: 3" in result.output
+
+
+@pytest.mark.parametrize("command", ["diff", "export", "restore"])
+def test_a_future_time_or_a_time_without_a_zone_is_refused_by_every_command(command: str, tmp_path: Path) -> None:
+    option = {"diff": "--from", "export": "--at", "restore": "--at"}[command]
+    extra = {"diff": [], "export": ["--to", str(tmp_path)], "restore": ["--to-table", "copy"]}[command]
+    for when, message in [("2099-01-01T00:00:00Z", "in the future"), ("2026-01-01T00:00:00", "no time zone")]:
+        result = invoke(command, "--bucket", BUCKET, "--table", "orders", option, when, *extra)
+        assert result.exit_code == 2 and message in result.output, result.output
+
+
+# -- 14.5: an unreachable endpoint is a connection error, from every command -------------------------
+
+
+def unused_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.mark.parametrize("command", [["tables"], ["verify", "--table", "orders"]])
+def test_an_unreachable_endpoint_is_a_connection_error(command: list[str]) -> None:
+    url = f"http://127.0.0.1:{unused_port()}"
+    result = invoke(*command, "--bucket", BUCKET, "--endpoint-url", url)
+    assert result.exit_code == 3, result.output
+    assert "cannot connect to AWS" in result.output and "cannot describe" not in result.output
