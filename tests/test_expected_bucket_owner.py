@@ -137,7 +137,9 @@ def test_the_function_names_the_owner_from_its_environment(
     finally:
         h.reset_runtime()
     # THEN the versioning check, the puts and the delete marker all carried it
-    assert [name for name, _ in s3_requests] == ["GetBucketVersioning", "PutObject", "PutObject", "DeleteObject"]
+    operations = [name for name, _ in s3_requests]
+    assert operations[0] == "GetBucketVersioning" and operations.count("PutObject") == 2
+    assert operations[-1] == "DeleteObject"
     assert {owner for _, owner in s3_requests} == {OWNER}
 
 

@@ -25,13 +25,22 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ddb_backup import keys as k
+from ddb_backup import privacy
 from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
 from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.records import to_lambda_value
 from ddb_backup.scan import ScanPage, scan_pages
 from ddb_backup.settings import require_versioning
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, PutResult, StoreError, VersionEntry
+from ddb_backup.store import (
+    NoSuchVersion,
+    ObjectStore,
+    PreconditionFailed,
+    PutResult,
+    StoreError,
+    VersionEntry,
+    require_version,
+)
 from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
@@ -155,9 +164,11 @@ class ImageWriter:
             try:
                 if current.etag is None:
                     result = self.store.put(object_key, body, image.to_s3(), if_none_match=True)
+                    require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
                     self._settle(object_key, image, result, current)
                 else:
-                    self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
+                    result = self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
+                    require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
                 return True
             except (PreconditionFailed, NoSuchVersion):  # a writer got in between: look again
                 continue
@@ -206,11 +217,15 @@ class ImageWriter:
             return
         try:
             content_type = stored.content_type or "application/json"
-            self.store.put(object_key, stored.body, change.to_s3(), content_type=content_type, if_match=result.etag)
+            again = self.store.put(
+                object_key, stored.body, change.to_s3(), content_type=content_type, if_match=result.etag
+            )
         except (PreconditionFailed, NoSuchVersion):
             return  # another writer already wrote after the image
+        item = k.md5_object_name(change.key) if change.key else "(key in the body)"
+        require_version(again.version_id, f"PutObject of item {item}")
         if change.is_removal:
-            self.store.delete(object_key)
+            require_version(self.store.delete(object_key), f"DeleteObject of item {item}")
         with self._lock:
             self.repaired += 1
 
@@ -293,6 +308,17 @@ class FullBackup:
             if self._stop.is_set():
                 return
 
+    def _private_message(self, boto_item: Mapping[str, Any], err: Exception) -> str:
+        item = {name: to_lambda_value(value) for name, value in boto_item.items()}
+        key = {name: item[name] for name in self.writer.key_schema.attribute_names if name in item}
+        ref = privacy.item_ref(key)
+        try:
+            object_keys = [self.writer.object_key(item)[0]]
+        except (k.InvalidKeyError, ValueError):
+            object_keys = []
+        text = privacy.scrub(str(err), ref, object_keys=object_keys, values=[item])
+        return f"{ref}: {text}"
+
     def _released(self, _: Future[None]) -> None:
         self._in_flight.release()
 
@@ -300,11 +326,12 @@ class FullBackup:
         try:
             written = self.writer.write(item, read_time, image_time)
         except (StoreError, k.InvalidKeyError) as err:
-            log.error("full backup of an item failed: %s", err)
+            message = self._private_message(item, err)  # a reference, never the item's values (privacy)
+            log.error("full backup of an item failed: %s", message)
             with self._lock:
                 self.summary.failed += 1
                 if len(self.summary.errors) < 20:
-                    self.summary.errors.append(str(err))
+                    self.summary.errors.append(message)
             return
         with self._lock:
             if written:

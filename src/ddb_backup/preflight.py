@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
 from ddb_backup import aliases
 from ddb_backup import keys as k
@@ -34,6 +34,10 @@ class NothingMatches(UserError):
     exit_code = 5
 
 
+class NoSuchBucket(NothingMatches):
+    """The bucket itself does not exist."""
+
+
 def check_bucket(s3: Any, bucket: str) -> None:
     """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself.
 
@@ -41,10 +45,14 @@ def check_bucket(s3: Any, bucket: str) -> None:
     """
     try:
         s3.head_bucket(Bucket=bucket)
+    except ParamValidationError as err:
+        raise UserError(
+            f"--bucket {bucket!r} is not a valid S3 bucket name", "check --bucket (or BackupBucket)"
+        ) from err
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in {"404", "NoSuchBucket", "NotFound"}:
-            raise NothingMatches(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
+            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
         if code in {"403", "AccessDenied", "Forbidden"}:
             raise UserError(
                 f"access to the bucket {bucket!r} is denied",

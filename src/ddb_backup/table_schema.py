@@ -14,7 +14,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ddb_backup import keys as k
-from ddb_backup.store import NoSuchVersion, ObjectStore
+from ddb_backup.store import NoSuchVersion, ObjectStore, require_version
 
 SCHEMA_FORMAT = 1
 OWN_FOLDER = "~ddb-backup"
@@ -98,7 +98,8 @@ def save_schema(
     schema = reduce_description(table, time_to_live)
     schema["saved_at"] = round(float(clock()), 3)
     body = json.dumps(schema, sort_keys=True, indent=1, default=str).encode("utf-8")
-    store.put(schema_object_key(prefix, schema["TableName"]), body, {"format": "1", "writer": "full-backup"})
+    saved = store.put(schema_object_key(prefix, schema["TableName"]), body, {"format": "1", "writer": "full-backup"})
+    require_version(saved.version_id, f"PutObject of the schema of table {schema['TableName']!r}")
     return schema
 
 

@@ -16,7 +16,7 @@ from ddb_backup.inspect.verify import (
     verify_table,
 )
 from ddb_backup.keys import KeySchema, table_prefix
-from ddb_backup.preflight import NothingMatches
+from ddb_backup.preflight import NoSuchBucket, NothingMatches
 from ddb_backup.timeparse import parse_duration
 
 SHOWN = 50
@@ -76,6 +76,8 @@ def verify(
     try:
         store = checked_store(aws, bucket, prefix, table)
     except NothingMatches as err:
+        if isinstance(err, NoSuchBucket):
+            raise
         err.hint = f"{err.hint}; if {table!r} was never backed up, run `ddb-backup full-backup` with these options"
         raise
     description = describe_table(aws, table)

@@ -10,7 +10,9 @@ from ddb_backup.store.base import (
     PutResult,
     StoredObject,
     StoreError,
+    UnversionedWrite,
     VersionEntry,
+    require_version,
 )
 
 __all__ = [
@@ -20,5 +22,7 @@ __all__ = [
     "PutResult",
     "StoreError",
     "StoredObject",
+    "UnversionedWrite",
     "VersionEntry",
+    "require_version",
 ]

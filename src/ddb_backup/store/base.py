@@ -20,6 +20,28 @@ class PreconditionFailed(StoreError):
     """A conditional write found the object changed since it was looked at."""
 
 
+class UnversionedWrite(StoreError):
+    """A write S3 kept no version of: the bucket's versioning is off or suspended, so the write replaced
+    the object's null version instead of adding one (docs/format.md, "The bucket")."""
+
+
+VERSIONING_FIX = (
+    "enable versioning on the backup bucket (aws s3api put-bucket-versioning --bucket BUCKET "
+    "--versioning-configuration Status=Enabled); the record is retried until then"
+)
+
+
+def require_version(version_id: str | None, what: str) -> str:
+    """``version_id`` of a write every writer of backups checks; ``UnversionedWrite`` when S3 answered
+    without one (``None``) or with ``null`` (a versioning-suspended bucket). ``what`` names the write
+    without key values, e.g. ``PutObject of item <md5 name>``."""
+    if version_id is None or version_id in ("", "null"):
+        raise UnversionedWrite(
+            f"{what} returned no VersionId, so it replaced history instead of adding to it: {VERSIONING_FIX}"
+        )
+    return version_id
+
+
 @dataclass(frozen=True)
 class VersionEntry:
     """One row of a version listing: an object version or a delete marker."""
@@ -49,7 +71,7 @@ class StoredObject:
 
 @dataclass(frozen=True)
 class PutResult:
-    version_id: str
+    version_id: str | None  # None or "null": the store kept no version (check with ``require_version``)
     etag: str | None = field(default=None)
 
 

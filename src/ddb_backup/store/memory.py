@@ -95,14 +95,20 @@ class MemoryStore:
             if not self._versioning and key in self._versions:
                 self._versions[key].clear()
             self._append(key, version)
-        return PutResult(version.version_id, etag)
+            versioned = self._versioning
+        return PutResult(version.version_id if versioned else "null", etag)  # S3: "null" when suspended
 
     def delete(self, key: str) -> str | None:
         self._request()
         marker = self._new_version(key)
         with self._lock:
             self._append(key, marker)
-        return marker.version_id
+            versioned = self._versioning
+        return marker.version_id if versioned else None
+
+    def set_versioning(self, enabled: bool) -> None:
+        """Turn versioning on or off (suspended) from now on, as PutBucketVersioning does."""
+        self._versioning = enabled
 
     def _find(self, key: str, version_id: str | None) -> StoredObject:
         versions = self._versions.get(key, [])

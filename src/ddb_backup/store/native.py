@@ -95,9 +95,7 @@ def open_s3_store(
 
 
 def _boto3_store(client: Any, bucket: str, expected_bucket_owner: str | None) -> S3Store:
-    if expected_bucket_owner is None:
-        return S3Store(client, bucket)
-    return S3Store(client, bucket, expected_bucket_owner=expected_bucket_owner)  # type: ignore[call-arg,unused-ignore]
+    return S3Store(client, bucket, expected_bucket_owner=expected_bucket_owner)
 
 
 class _Crt:
