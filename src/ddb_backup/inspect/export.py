@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -32,6 +33,7 @@ from ddb_backup.restore.timeline import ItemState
 from ddb_backup.store import ObjectStore
 from ddb_backup.version_meta import epoch_to_iso
 
+FILE_MODE = 0o600  # the files hold table data: readable by their owner only, whatever the umask
 MAX_IMPORT_FILES = 50_000  # DynamoDB import reads at most this many S3 objects
 DEFAULT_ITEMS_PER_FILE = 100_000
 DEFAULT_BYTES_PER_FILE = 100 * 1024 * 1024
@@ -75,7 +77,8 @@ class DirDestination:
 
     def write_text(self, name: str, text: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)  # an export of no items has written no part first
-        (self.root / name).write_text(text, encoding="utf-8")
+        with create_private(self.root / name) as out:
+            out.write(text.encode("utf-8"))
 
     def describe(self, name: str) -> str:
         return str(self.root / name)
@@ -151,12 +154,19 @@ class _Hashing:
         self.raw.flush()
 
 
+def create_private(path: Path) -> BinaryIO:
+    """``path`` created (or emptied) for writing with mode 0600."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)  # an existing file keeps its mode through O_CREAT
+    return os.fdopen(descriptor, "wb")
+
+
 class PartWriter:
     """One data file: lines in, compressed bytes out, counted and hashed."""
 
     def __init__(self, name: str, path: Path, compression: str) -> None:
         self.name, self.path = name, path
-        self._raw = path.open("wb")
+        self._raw = create_private(path)
         self._hashing = _Hashing(self._raw)
         self._stream: Any
         if compression == "gzip":
