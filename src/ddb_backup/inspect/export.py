@@ -27,7 +27,8 @@ from ddb_backup.errors import UserError
 from ddb_backup.inspect.images import map_bounded
 from ddb_backup.restore.plan import PointInTime
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, iter_states, read_image
+from ddb_backup.restore.resolve import TAKE, Resolution, Resolver, resolver_for
+from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, iter_states
 from ddb_backup.restore.timeline import ItemState
 from ddb_backup.store import ObjectStore
 from ddb_backup.version_meta import epoch_to_iso
@@ -214,6 +215,7 @@ class ExportManifest:
     parts: list[PartInfo] = field(default_factory=list)
     legacy_items: int = 0
     source: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, Any] = field(default_factory=dict)  # objects that are not this table's items, by reason
 
     @property
     def item_count(self) -> int:
@@ -232,6 +234,7 @@ class ExportManifest:
             "item_count": self.item_count,
             "file_count": len(self.parts),
             "legacy_items": self.legacy_items,
+            "skipped": self.skipped,
             "files": [part.as_dict() for part in self.parts],
             "created_at": epoch_to_iso(round(time.time())),
         }
@@ -280,8 +283,11 @@ def export_table(
     destination: Destination,
     manifest: ExportManifest,
     settings: ExportSettings | None = None,
+    resolver: Resolver | None = None,
 ) -> ExportManifest:
-    """Write every item present at ``when`` to ``destination``; the manifest goes last."""
+    """Write every item present at ``when`` to ``destination``; the manifest goes last. Each present
+    object is read and resolved (``restore.resolve``): stray objects are skipped and counted in the
+    manifest, an item held under several names is written once."""
     settings = settings or ExportSettings(compression=manifest.compression)
     if settings.compression not in COMPRESSIONS:
         raise UserError(f"unknown compression {settings.compression!r}", f"use one of {', '.join(COMPRESSIONS)}")
@@ -290,14 +296,18 @@ def export_table(
     states = iter_states(store, ranges, when, workers=settings.list_workers)
     present = (state for _, state in states if state is not None and state.present)
 
-    def read(state: ItemState) -> dict[str, Any] | None:
-        return read_image(store, state)
+    if resolver is None:
+        resolver = resolver_for(store, manifest.source.get("prefix", ""), manifest.table)
 
-    for state, image in map_bounded(read, present, workers=settings.read_workers):
-        if image is not None:
-            parts.write(item_line(image))
-            manifest.legacy_items += state.legacy
+    def read(state: ItemState) -> Resolution:
+        return resolver.resolve(state, when.at, max_lag=when.max_lag)
+
+    for state, resolution in map_bounded(read, present, workers=settings.read_workers):
+        if resolution.kind == TAKE and resolution.image is not None:
+            parts.write(item_line(resolution.image))
+            manifest.legacy_items += state.legacy or resolution.legacy
     parts.finish()
+    manifest.skipped = resolver.skips.as_dict()
     destination.write_text(MANIFEST, json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
 
