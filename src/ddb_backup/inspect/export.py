@@ -23,6 +23,7 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from ddb_backup.errors import UserError
+from ddb_backup.import_call import import_call
 from ddb_backup.inspect.images import map_bounded
 from ddb_backup.restore.plan import PointInTime
 from ddb_backup.restore.ranges import KeyRange
@@ -204,6 +205,7 @@ class ExportManifest:
     parts: list[PartInfo] = field(default_factory=list)
     legacy_items: int = 0
     source: dict[str, str] = field(default_factory=dict)
+    import_table: dict[str, Any] | None = None  # the ImportTable request (``import_call``)
 
     @property
     def item_count(self) -> int:
@@ -224,6 +226,7 @@ class ExportManifest:
             "legacy_items": self.legacy_items,
             "files": [part.as_dict() for part in self.parts],
             "created_at": epoch_to_iso(round(time.time())),
+            "import_table": self.import_table,
         }
 
 
@@ -308,32 +311,5 @@ def read_export(root: Path) -> list[dict[str, Any]]:
 
 
 def import_command(destination: str, compression: str, table: dict[str, Any] | None) -> str:
-    """The ``aws dynamodb import-table`` call that loads the export into a new table."""
-    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
-    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    creation = table_creation_parameters(table)
-    return (
-        "aws dynamodb import-table "
-        f"--s3-bucket-source S3Bucket={bucket},S3KeyPrefix={prefix}{DATA} "
-        "--input-format DYNAMODB_JSON "
-        f"--input-compression-type {COMPRESSIONS[compression][1]} "
-        f"--table-creation-parameters '{json.dumps(creation, separators=(',', ':'))}'"
-    )
-
-
-def table_creation_parameters(table: dict[str, Any] | None) -> dict[str, Any]:
-    """From a DescribeTable ``Table`` (or placeholders to fill in when the table is not reachable)."""
-    if table is None:
-        return {
-            "TableName": "NEW_TABLE",
-            "KeySchema": [{"AttributeName": "HASH_KEY", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "HASH_KEY", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-    names = {element["AttributeName"] for element in table["KeySchema"]}
-    return {
-        "TableName": table["TableName"] + "-restored",
-        "KeySchema": table["KeySchema"],
-        "AttributeDefinitions": [d for d in table["AttributeDefinitions"] if d["AttributeName"] in names],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
+    """The ``aws dynamodb import-table`` call that loads the export into a new table (``import_call``)."""
+    return import_call(destination, COMPRESSIONS[compression][1], table).command
