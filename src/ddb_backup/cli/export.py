@@ -7,6 +7,7 @@ import click
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
+from ddb_backup.cli.progress import progress
 from ddb_backup.import_call import import_call
 from ddb_backup.inspect.export import (
     COMPRESSIONS,
@@ -70,7 +71,16 @@ def export(
     manifest.import_table = call.request
     settings = ExportSettings(compression=compress, items_per_file=items_per_file)
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
-    export_table(store, ranges, PointInTime(at=at), destination, manifest, settings)
+    with progress(f"export {table}") as update:
+        export_table(
+            store,
+            ranges,
+            PointInTime(at=at),
+            destination,
+            manifest,
+            settings,
+            on_progress=lambda written: update(written, None, "items written"),
+        )
     if as_json:  # the warnings are in the JSON
         echo_json(
             {

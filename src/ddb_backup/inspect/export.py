@@ -15,7 +15,7 @@ import json
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -273,8 +273,10 @@ def export_table(
     destination: Destination,
     manifest: ExportManifest,
     settings: ExportSettings | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportManifest:
-    """Write every item present at ``when`` to ``destination``; the manifest goes last."""
+    """Write every item present at ``when`` to ``destination``; the manifest goes last.
+    ``on_progress(items written so far)`` after each item (the caller throttles what it shows)."""
     settings = settings or ExportSettings(compression=manifest.compression)
     if settings.compression not in COMPRESSIONS:
         raise UserError(f"unknown compression {settings.compression!r}", f"use one of {', '.join(COMPRESSIONS)}")
@@ -286,10 +288,14 @@ def export_table(
     def read(state: ItemState) -> dict[str, Any] | None:
         return read_image(store, state)
 
+    written = 0
     for state, image in map_bounded(read, present, workers=settings.read_workers):
         if image is not None:
             parts.write(item_line(image))
             manifest.legacy_items += state.legacy
+            written += 1
+            if on_progress is not None:
+                on_progress(written)
     parts.finish()
     destination.write_text(MANIFEST, json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
