@@ -17,6 +17,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, table_names
@@ -94,10 +95,20 @@ def prefixes_holding(store: ObjectStore, table: str, *, limit: int = LOOKED_AT) 
     return found
 
 
+def _table_held(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> bool:
+    """A version under one of the table's folders (``aliases.table_folders``: the original tool's leading
+    ``/`` too), or of the tenant's (escaped or, as the original tool wrote it, raw)."""
+    for folder in aliases.table_folders(prefix, table):
+        segments = [""] if tenant is None else [tenant + "/", unquote(tenant) + "/"]
+        if any(_first(store, folder + segment) for segment in segments):
+            return True
+    return False
+
+
 def check_table(store: ObjectStore, prefix: str, table: str) -> None:
     """The bucket holds at least one version under ``[prefix/]table/``; else ``NothingMatches`` that names
     the tables under this prefix (nearest first) or the prefixes that hold this table."""
-    if _first(store, k.table_prefix(prefix, table)):
+    if _table_held(store, prefix, table):
         return
     tables = [name for name in itertools.islice(table_names(store, prefix), LOOKED_AT)]
     message = f"the backup holds nothing for the table {table!r} {_where(prefix)}"
@@ -129,7 +140,7 @@ def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
 def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None) -> None:
     """``check_table``, then, with ``tenant`` (the escaped segment), that the tenant's folder holds a version."""
     check_table(store, prefix, table)
-    if tenant is None or _first(store, k.table_prefix(prefix, table, tenant)):
+    if tenant is None or _table_held(store, prefix, table, tenant):
         return
     tenants = tenants_of(store, prefix, table)
     shown = unquote(tenant)
