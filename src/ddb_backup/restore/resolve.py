@@ -95,6 +95,15 @@ class Skips:
         return {reason: {"objects": n, "examples": self.examples[reason]} for reason, n in self.counts.items()}
 
 
+def skipped_lines(skipped: Mapping[str, Any]) -> list[str]:
+    """``Skips.as_dict()`` (as reports carry it) as the lines ``Skips.lines`` prints."""
+    return [
+        f"skipped {info['objects']} object{'s' if info['objects'] != 1 else ''}: {reason} "
+        f"(e.g. {', '.join(info['examples'])})"
+        for reason, info in sorted(skipped.items(), key=lambda item: -item[1]["objects"])
+    ]
+
+
 def parse_image(body: bytes) -> tuple[dict[str, Any] | None, str]:
     """The item image in a version's body, or ``(None, reason)``."""
     try:
