@@ -21,6 +21,7 @@ from ddb_backup.inspect.verify import (
 )
 from ddb_backup.keys import KeySchema, table_prefix
 from ddb_backup.preflight import NoSuchBucket, NothingMatches
+from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.timeparse import parse_duration
 
 SHOWN = 50
@@ -143,3 +144,5 @@ def _print(report: VerifyReport) -> None:
         f"{counts['differs']} differ; {len(report.in_flight)} in flight"
     )
     click.echo("in sync" if report.in_sync else "NOT in sync")
+    for line in skipped_lines(report.skipped):
+        click.echo(f"warning: {line}", err=True)
