@@ -232,3 +232,11 @@ def test_verify_export_and_restore_show_labelled_progress(bucket: Any, tmp_path:
     assert "verify orders: 0 table items scanned" in verified.stderr, verified.output
     restored = invoke("restore", *common, "--at", "-1s", "--to-table", "copy", "--checkpoint", str(tmp_path / "c"))
     assert "restore: 3 items put, 3 looked at" in restored.stderr, restored.output
+
+
+def test_shell_completion_as_the_readme_documents_it() -> None:
+    script = CliRunner().invoke(cli, [], prog_name="ddb-backup", env={"_DDB_BACKUP_COMPLETE": "bash_source"})
+    assert script.exit_code == 0 and "_ddb_backup_completion" in script.output
+    words = {"COMP_WORDS": "ddb-backup res", "COMP_CWORD": "1", "_DDB_BACKUP_COMPLETE": "bash_complete"}
+    completed = CliRunner().invoke(cli, [], prog_name="ddb-backup", env=words)
+    assert "restore" in completed.output
