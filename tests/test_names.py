@@ -224,3 +224,14 @@ def test_the_names_an_item_may_have_include_version_1_forms() -> None:
     assert "a | b | c" in names  # format 1 kept "|" as it was
     long_key = {"pk": {"S": "x" * 1100}, "sk": {"S": "c"}}
     assert f"%md5-{k.md5_object_name(long_key)}" in k.object_names_of(long_key, HASH_RANGE)
+
+
+def test_an_item_written_under_a_format_1_name_is_still_found_by_its_key() -> None:
+    from ddb_backup.locate import candidate_object_keys, find_object_key
+    from ddb_backup.store.memory import MemoryStore
+
+    store = MemoryStore()
+    store.put("p/t/a | b | c", b"{}", {})  # format 1's name of ('a | b', 'c')
+    candidates = candidate_object_keys("p", "t", {"pk": {"S": "a | b"}, "sk": {"S": "c"}}, schema=HASH_RANGE)
+    assert candidates[1] == "p/t/a %7C b | c"
+    assert find_object_key(store, candidates) == "p/t/a | b | c"
