@@ -235,3 +235,15 @@ def test_an_item_written_under_a_format_1_name_is_still_found_by_its_key() -> No
     candidates = candidate_object_keys("p", "t", {"pk": {"S": "a | b"}, "sk": {"S": "c"}}, schema=HASH_RANGE)
     assert candidates[1] == "p/t/a %7C b | c"
     assert find_object_key(store, candidates) == "p/t/a | b | c"
+
+
+def test_a_tenant_whose_value_looks_reserved_gets_its_own_folder() -> None:
+    hashed = "%md5-" + "0" * 32
+    # A writer escapes the value, so it never joins the missing tenants or a hashed folder ...
+    assert k.tenant_segment({"S": "%none"}) == "%25none"
+    assert k.tenant_segment({"S": hashed}) == "%25md5-" + "0" * 32
+    # ... while --tenant takes the reserved segments as `tables` shows them.
+    assert k.tenant_segment_for_text("%none") == "%none"
+    assert k.tenant_segment_for_text(hashed) == hashed
+    assert k.tenant_segment_for_text("acme/eu") == "acme%2Feu"
+    assert k.tenant_segment_for_text("") == "%none"
