@@ -142,3 +142,39 @@ def test_cold_start_benchmark_runs_and_keeps_the_cli_out() -> None:
 def test_moto_benchmarks_run_at_toy_size() -> None:
     _ran(bench_capture_moto(records=8, items=2))
     _ran(bench_boto3_cpu(calls=3, moto_calls=2, records=8))
+
+
+def test_http_benchmarks_run_at_toy_size() -> None:
+    # the fake endpoint in its own process, real clients over HTTP; figures are make bench's business
+    from benchmarks.http_bench import bench_capture_http, bench_listing_http
+
+    capture = bench_capture_http(latency=0.0, records=40, items=10, rounds=1)
+    listing = bench_listing_http(items=300, versions=4, latency=0.0, rounds=1)
+    assert [figure.unit for figure in capture + listing] == ["records/s", "ms", "ms"]
+    assert all(figure.value > 0 and figure.baseline for figure in capture + listing)
+
+
+def test_the_fake_endpoint_lists_across_pages_and_answers_metadata_as_capture_wrote_it() -> None:
+    from benchmarks.http_fake import fake_endpoint, stats
+    from ddb_backup.aws import make_client
+    from ddb_backup.store.native import NativeS3Store
+    from ddb_backup.store.s3 import S3Store
+
+    history = History(items=450, versions=5)  # 2,250 versions: three pages, two ending inside a key
+    with fake_endpoint(0.0, history) as url:
+        client = make_client("s3", endpoint_url=url, region="us-east-1")
+        rows = list(S3Store(client, "bench").list_versions(history.prefix))
+        expected = list(SyntheticStore(history).list_versions(history.prefix))
+        assert [(row.key, row.version_id, row.last_modified) for row in rows] == [
+            (row.key, row.version_id, row.last_modified) for row in expected
+        ]
+        native = NativeS3Store(client, "bench")
+        head = native.head(rows[7].key, rows[7].version_id)
+        assert head.metadata == SyntheticStore(history).head(rows[7].key, rows[7].version_id).metadata
+        assert (
+            native.get(rows[7].key, rows[7].version_id).body
+            == SyntheticStore(history).get(rows[7].key, rows[7].version_id).body
+        )
+        with pytest.raises(NoSuchVersion):
+            native.get(history.prefix + "nothing")
+        assert stats(url)["counts"]["ListObjectVersions"] == 3

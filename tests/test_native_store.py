@@ -72,8 +72,8 @@ def test_the_handler_runs_on_the_native_client_and_converges_under_faults(
     monkeypatch.setenv("BackupBucket", "bk-native-faults")
     stores: list[FaultyStore] = []
 
-    def faulty(client: Any, bucket: str) -> FaultyStore:
-        inner = open_s3_store(client, bucket)
+    def faulty(client: Any, bucket: str, **options: Any) -> FaultyStore:
+        inner = open_s3_store(client, bucket, **options)
         assert isinstance(inner, NativeS3Store)  # the default backend on an HTTP endpoint
         stores.append(FaultyStore.with_fault_rate(inner, 0.10, seed=len(stores)))
         return stores[-1]
@@ -96,3 +96,44 @@ class _HandlerFunction:
 
     def __call__(self, records: list[Any]) -> Any:
         return h.handler({"Records": records}, None)
+
+
+def test_the_expected_bucket_owner_goes_with_every_object_request_and_is_signed() -> None:
+    # GIVEN a server that records each request's headers and answers 200
+    import http.server
+    import threading
+
+    seen: list[dict[str, str]] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def _answer(self) -> None:
+            seen.append({name.lower(): value for name, value in self.headers.items()})
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self.send_response(200)
+            self.send_header("x-amz-version-id", "v1")
+            self.send_header("Last-Modified", "Mon, 30 Nov 2026 07:52:43 GMT")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_PUT = do_GET = do_HEAD = do_DELETE = _answer
+
+        def log_message(self, *_: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        client = make_client("s3", endpoint_url=f"http://127.0.0.1:{server.server_port}", region="us-east-1")
+        store = NativeS3Store(client, "bk", expected_bucket_owner="111122223333")
+        # WHEN each hot operation is made
+        store.put("t/a", b"x", {"event-name": "INSERT"})
+        store.get("t/a", "v1")
+        store.head("t/a")
+        store.delete("t/a")
+    finally:
+        server.shutdown()
+    # THEN each carried the owner, and the signature covers it (S3 refuses unsigned x-amz-* headers)
+    assert len(seen) == 4
+    for headers in seen:
+        assert headers["x-amz-expected-bucket-owner"] == "111122223333"
+        assert "x-amz-expected-bucket-owner" in headers["authorization"].split("SignedHeaders=")[1].split(",")[0]

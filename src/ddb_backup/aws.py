@@ -41,6 +41,15 @@ def client_config(*, max_pool: int = DEFAULT_POOL, max_attempts: int = DEFAULT_M
     )
 
 
+def fast_timestamps(session: Any) -> None:
+    """Parse response timestamps with ``ddb_backup.timestamps.parse_timestamp`` in this session's clients
+    made from now on: botocore's own parser was 65% of a 1,000-version listing page's CPU (issue 16)."""
+    from ddb_backup.timestamps import parse_timestamp
+
+    factory = session._session.get_component("response_parser_factory")
+    factory.set_parser_defaults(timestamp_parser=parse_timestamp)
+
+
 def _on_retry(service: str) -> Callable[..., None]:
     """A ``needs-retry`` hook that tells ``notify`` once per request when retries have gone on for a while.
     Returns None: botocore's own handler decides whether and when to retry."""
@@ -69,6 +78,7 @@ def make_client(
 ) -> Any:
     """A client for ``service``; ``endpoint_url``/``region`` beat the environment when given."""
     session = session or boto3.session.Session()
+    fast_timestamps(session)
     client = session.client(
         service,
         endpoint_url=endpoint_url,

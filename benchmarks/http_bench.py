@@ -1,0 +1,203 @@
+"""Headline figures through real clients over real HTTP: the fake endpoint (``benchmarks.http_fake``) runs
+in its own process on 127.0.0.1 and answers after 20 ms; our side is the real code with its real clients.
+
+capture: 1,000-record batches over 250 items through the Lambda handler (``ddb_backup.handler.handler``,
+cold start excluded), on the native S3 client and, in the same run, on plain boto3 (the baseline).
+listing: CPU per 1,000-version ListObjectVersions page through boto3, botocore's timestamp parser
+against ours (``ddb_backup.timestamps``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import statistics
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import boto3
+
+from benchmarks.capture_bench import stream_batch
+from benchmarks.http_fake import fake_endpoint, stats
+from benchmarks.report import Figure
+from benchmarks.synthetic import History
+from ddb_backup import handler as h
+from ddb_backup.aws import client_config, make_client
+from ddb_backup.store.native import S3_CLIENT_ENV
+from ddb_backup.store.s3 import S3Store
+
+GOAL_RECORDS_PER_S = 1500
+GOAL_CPU_MS = 0.6
+CAPTURE_TABLE = {
+    "TableName": "orders",
+    "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+    "AttributeDefinitions": [
+        {"AttributeName": "pk", "AttributeType": "S"},
+        {"AttributeName": "sk", "AttributeType": "N"},
+    ],
+    "TableStatus": "ACTIVE",
+}
+
+
+LOCAL = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+
+
+def _joined(values: Any) -> str:
+    return ", ".join(f"{value:.2f}" for value in values)
+
+
+@contextlib.contextmanager
+def environment(values: dict[str, str]) -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@dataclass(frozen=True)
+class CaptureRun:
+    records: int
+    seconds: float
+    cpu: float
+    fake_cpu: float
+    in_flight: int
+    requests: int
+
+    @property
+    def rate(self) -> float:
+        return self.records / self.seconds
+
+    @property
+    def cpu_ms(self) -> float:
+        return 1000 * self.cpu / self.records
+
+
+def _invoke(batch: list[dict[str, Any]]) -> None:
+    h.logger.setLevel("WARNING")
+    with contextlib.redirect_stdout(io.StringIO()):  # Powertools' metrics
+        answer = h.handler({"Records": batch}, None)
+    if answer != {"batchItemFailures": []}:
+        raise AssertionError(f"capture failed: {answer['batchItemFailures'][:3]}")
+
+
+def capture_runs(url: str, backend: str, rounds: int, records: int, items: int, first: int) -> list[CaptureRun]:
+    """``rounds`` batches through one warm function on ``backend`` (its cold start done by a small batch)."""
+    runs = []
+    with environment({S3_CLIENT_ENV: backend}):
+        h.reset_runtime()
+        _invoke(stream_batch(8, 2, first))
+        for round_number in range(rounds):
+            batch = stream_batch(records, items, first + (round_number + 1) * 10 * records)
+            before = stats(url)
+            started, cpu = time.perf_counter(), time.process_time()
+            _invoke(batch)
+            seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
+            after = stats(url, reset_most=True)
+            requests = sum(after["counts"].values()) - sum(before["counts"].values())
+            runs.append(
+                CaptureRun(records, seconds, cpu, after["cpu_s"] - before["cpu_s"], after["most_in_flight"], requests)
+            )
+        h.reset_runtime()
+    return runs
+
+
+def _median_run(runs: list[CaptureRun]) -> CaptureRun:
+    return sorted(runs, key=lambda run: run.rate)[len(runs) // 2]
+
+
+def bench_capture_http(latency: float = 0.02, records: int = 1000, items: int = 250, rounds: int = 3) -> list[Figure]:
+    settings = {
+        **LOCAL,
+        "BackupBucket": "bench",
+        "BackupPrefix": "bench",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_REGION": "us-east-1",
+    }
+    with (
+        fake_endpoint(latency, tables={"orders": CAPTURE_TABLE}) as url,
+        environment({**settings, "AWS_ENDPOINT_URL": url}),
+    ):
+        boto = capture_runs(url, "boto3", rounds, records, items, 1_000_000)
+        native = capture_runs(url, "native", rounds, records, items, 5_000_000)
+    ours, base = _median_run(native), _median_run(boto)
+    fake_share = max(run.fake_cpu / run.seconds for run in native + boto)
+    return [
+        Figure(
+            f"capture over HTTP, the handler on the native S3 client: {records:,} records over {items} items, "
+            f"{latency * 1000:.0f} ms per request (median of {rounds})",
+            ours.rate,
+            "records/s",
+            baseline=base.rate,
+            baseline_label="the same handler on plain boto3, same run",
+            goal_text=f">= {GOAL_RECORDS_PER_S:,} records/s",
+            goal=lambda figure: figure.value >= GOAL_RECORDS_PER_S,
+            notes=(
+                "native runs: " + ", ".join(f"{run.rate:,.0f}" for run in native) + " records/s; "
+                "boto3 runs: " + ", ".join(f"{run.rate:,.0f}" for run in boto),
+                f"{ours.requests:,} requests per batch, at most {ours.in_flight} in flight (boto3: {base.in_flight})",
+                f"the fake endpoint used at most {fake_share:.0%} of one core",
+            ),
+        ),
+        Figure(
+            "capture over HTTP, CPU per record (this process: handler, clients, all threads)",
+            ours.cpu_ms,
+            "ms",
+            baseline=base.cpu_ms,
+            baseline_label="plain boto3, same run",
+            goal_text=f"<= {GOAL_CPU_MS} ms",
+            goal=lambda figure: figure.value <= GOAL_CPU_MS,
+            notes=(
+                "runs: "
+                + ", ".join(f"{run.cpu_ms:.2f}" for run in native)
+                + " ms; boto3: "
+                + ", ".join(f"{run.cpu_ms:.2f}" for run in boto),
+            ),
+        ),
+    ]
+
+
+def _listing_cpu(client: Any, prefix: str) -> tuple[float, int]:
+    """CPU seconds per listing page of ``S3Store.list_versions`` over ``client``, and the rows listed."""
+    started = time.thread_time()
+    rows = sum(1 for _ in S3Store(client, "bench").list_versions(prefix))
+    return (time.thread_time() - started) / max(1, -(-rows // 1000)), rows
+
+
+def bench_listing_http(items: int = 4000, versions: int = 5, latency: float = 0.02, rounds: int = 3) -> list[Figure]:
+    history = History(items=items, versions=versions)
+    credentials = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
+    with fake_endpoint(latency, history) as url, environment(credentials):
+        default = boto3.session.Session().client(
+            "s3", endpoint_url=url, region_name="us-east-1", config=client_config()
+        )
+        ours = make_client("s3", endpoint_url=url, region="us-east-1")
+        before: list[float] = []
+        after: list[float] = []
+        for _ in range(rounds):  # interleaved, so the machine's load hits both alike
+            before.append(_listing_cpu(default, history.prefix)[0])
+            cpu, rows = _listing_cpu(ours, history.prefix)
+            after.append(cpu)
+    if rows != items * versions:
+        raise AssertionError(f"listed {rows} of {items * versions} versions")
+    return [
+        Figure(
+            f"listing over HTTP: CPU per 1,000-version ListObjectVersions page (boto3, {rows:,} versions)",
+            statistics.median(after) * 1000,
+            "ms",
+            baseline=statistics.median(before) * 1000,
+            baseline_label="botocore's own timestamp parser",
+            notes=(
+                f"runs: {', '.join(f'{v * 1000:.0f}' for v in after)} ms; before: "
+                f"{', '.join(f'{v * 1000:.0f}' for v in before)} ms",
+            ),
+        )
+    ]
