@@ -146,12 +146,13 @@ def test_moto_benchmarks_run_at_toy_size() -> None:
 
 def test_http_benchmarks_run_at_toy_size() -> None:
     # the fake endpoint in its own process, real clients over HTTP; figures are make bench's business
-    from benchmarks.http_bench import bench_capture_http, bench_listing_http
+    from benchmarks.http_bench import bench_capture_http, bench_listing_http, bench_restore_http
 
     capture = bench_capture_http(latency=0.0, records=40, items=10, rounds=1)
     listing = bench_listing_http(items=300, versions=4, latency=0.0, rounds=1)
-    assert [figure.unit for figure in capture + listing] == ["records/s", "ms", "ms"]
-    assert all(figure.value > 0 and figure.baseline for figure in capture + listing)
+    restore = bench_restore_http(items=120, versions=3, baseline_items=60, latency=0.0)  # checks the table itself
+    assert [figure.unit for figure in capture + listing + restore] == ["records/s", "ms", "ms", "items/s"]
+    assert all(figure.value > 0 and figure.baseline for figure in capture + listing + restore)
 
 
 def test_the_fake_endpoint_lists_across_pages_and_answers_metadata_as_capture_wrote_it() -> None:
