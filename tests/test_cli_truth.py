@@ -214,3 +214,8 @@ def test_an_unreachable_endpoint_is_a_connection_error(command: list[str]) -> No
     result = invoke(*command, "--bucket", BUCKET, "--endpoint-url", url)
     assert result.exit_code == 3, result.output
     assert "cannot connect to AWS" in result.output and "cannot describe" not in result.output
+
+
+def test_an_invalid_bucket_name_is_a_user_error(bucket: Any) -> None:
+    result = invoke("tables", "--bucket", "Bad_Bucket!")
+    assert result.exit_code == 2 and "not a valid S3 bucket name" in result.output

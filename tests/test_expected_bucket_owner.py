@@ -9,6 +9,8 @@ expected owner is not the bucket's owner is refused with 403, so a look-alike bu
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import os
 import sys
 from collections.abc import Iterator
@@ -137,7 +139,9 @@ def test_the_function_names_the_owner_from_its_environment(
     finally:
         h.reset_runtime()
     # THEN the versioning check, the puts and the delete marker all carried it
-    assert [name for name, _ in s3_requests] == ["GetBucketVersioning", "PutObject", "PutObject", "DeleteObject"]
+    operations = [name for name, _ in s3_requests]
+    assert operations[0] == "GetBucketVersioning" and operations.count("PutObject") == 2
+    assert operations[-1] == "DeleteObject"
     assert {owner for _, owner in s3_requests} == {OWNER}
 
 
@@ -187,3 +191,45 @@ def test_a_malformed_owner_option_is_one_line_with_exit_code_2() -> None:
     assert result.exit_code == 2
     assert "is not an AWS account id (12 digits)" in result.output
     assert "Traceback" not in result.output
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("backend", ["boto3", "native"])
+def test_every_put_carries_the_integrity_checksum_object_lock_requires(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch, backend: str
+) -> None:
+    """S3 refuses an upload to a bucket with Object Lock default retention unless it carries Content-MD5
+    or an x-amz-checksum-* header (S3 user guide, "Using S3 Object Lock"); moto does not check it."""
+    pytest.importorskip("awscrt")
+    from awscrt import http, s3  # noqa: F401  (s3 first: it binds HttpRequest for its isinstance checks)
+
+    headers_sent: list[dict[str, str]] = []
+    original = Endpoint.make_request
+
+    def recording(self: Endpoint, operation_model: Any, request_dict: dict[str, Any]) -> Any:
+        if operation_model.name == "PutObject":
+            headers_sent.append({name.lower(): str(value) for name, value in request_dict["headers"].items()})
+        return original(self, operation_model, request_dict)
+
+    class RecordingRequest(http.HttpRequest):  # type: ignore[misc]
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            if self.method == "PUT" and sys._getframe(1).f_globals.get("__name__") == "ddb_backup.store.native":
+                headers_sent.append({name.lower(): value for name, value in self.headers})
+
+    monkeypatch.setattr(Endpoint, "make_request", recording)
+    monkeypatch.setattr(http, "HttpRequest", RecordingRequest)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    client = make_client("s3")
+    create_bucket(client, f"locked-{backend}")
+    store = open_s3_store(client, f"locked-{backend}", backend=backend)
+    # WHEN an image and a tombstone are written
+    store.put("t/a", b'{"id":{"S":"a"}}', {"format": "1"})
+    store.put("t/a", b"", {"format": "1"})
+    # THEN both carry a checksum (botocore's flexible checksums, or the native store's Content-MD5)
+    assert len(headers_sent) == 2
+    for headers, body in zip(headers_sent, (b'{"id":{"S":"a"}}', b""), strict=True):
+        checksums = {name for name in headers if name == "content-md5" or name.startswith("x-amz-checksum-")}
+        assert checksums, headers
+        if "content-md5" in headers:
+            assert headers["content-md5"] == base64.b64encode(hashlib.md5(body).digest()).decode()

@@ -172,6 +172,6 @@ def test_an_item_is_found_under_either_naming() -> None:
     key = {"pk": {"S": "a"}, "sk": {"N": "1.0"}}
     store.put("p/t/a | 1", b"{}", {})
     candidates = candidate_object_keys("p", "t", key, schema=SCHEMA)
-    assert candidates == ["p/t/" + k.md5_object_name(key), "p/t/a | 1"]
+    assert candidates[:2] == ["p/t/" + k.md5_object_name(key), "p/t/a | 1"]  # ours first, then other writers'
     assert find_object_key(store, candidates) == "p/t/a | 1"
     assert find_object_key(store, candidate_object_keys("p", "t", {"pk": {"S": "zz"}})) is None

@@ -184,3 +184,26 @@ def test_a_scan_image_applies_only_from_the_end_of_its_read() -> None:
     # THEN before the read ended the stream's image holds, from then on the scan's
     assert state_at([stream, scan], 1000.2, read).version.version_id == "v1"  # type: ignore[union-attr]
     assert state_at([stream, scan], 1000.4, read).version.version_id == "v2"  # type: ignore[union-attr]
+
+
+def test_a_delete_marker_after_a_later_image_is_the_original_tools_delete_even_after_our_tombstone() -> None:
+    # GIVEN our removal (tombstone + marker), then the original tool's re-creation and its delete (rollback)
+    versions = [
+        version(1, 100, 99),
+        version(2, 200, 199, size=0),
+        version(3, 200, None, marker=True),
+        version(4, 300, None),
+        version(5, 400, None, marker=True),
+    ]
+    events = {"v1": 99, "v2": 199, "v4": None}
+    # THEN the re-created image is in effect between them, and the original's delete after it
+    assert decide(versions, 350, events)[0] == "v4"
+    assert decide(versions, 450, events)[0] is None
+    assert decide(versions, 250, events)[0] is None
+
+
+def test_our_removal_listed_marker_first_within_one_second_is_still_one_removal() -> None:
+    # GIVEN S3 listing our tombstone and its marker, written in the same second, the other way round
+    versions = [version(1, 100, 99), version(3, 200, None, marker=True), version(2, 200.4, 199, size=0)]
+    state = state_at(versions, 250, Reader({"v1": 99, "v2": 199}))
+    assert state.version is None and state.decided_by is not None and state.decided_by.version_id == "v2"

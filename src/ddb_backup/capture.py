@@ -19,6 +19,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ddb_backup import keys as k
+from ddb_backup import privacy
 from ddb_backup import version_meta as vm
 from ddb_backup.records import BadRecord, StreamRecord
 from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError, require_version
@@ -228,7 +229,7 @@ class Capture:
                 record = StreamRecord(raw)
                 identity = f"{record.table_name}\n{k.key_identity(record.keys)}"
             except (BadRecord, k.InvalidKeyError) as err:
-                _fail(report, lock, _sequence_or_position(raw, index), err)
+                _fail(report, lock, _sequence_or_position(raw, index), err, _private_of(raw))
                 continue
             groups.setdefault(identity, []).append(record)
         pool = self._executor()
@@ -253,8 +254,16 @@ class Capture:
             try:
                 self._apply(record, report, lock)
             except Exception as err:  # any failure stops this item; Lambda retries from here
-                _fail(report, lock, record.raw.get("dynamodb", {}).get("SequenceNumber", "0"), err)
+                sequence = record.raw.get("dynamodb", {}).get("SequenceNumber", "0")
+                _fail(report, lock, sequence, err, _private_of(record.raw, self._object_keys(record)))
                 return
+
+    def _object_keys(self, record: StreamRecord) -> list[str]:
+        """The object keys a record writes, to keep them out of error reports (none if unknown)."""
+        try:
+            return [write.object_key for write in self.writes_for(record)]
+        except Exception:  # the naming itself failed: the message names no object
+            return []
 
     def _apply(self, record: StreamRecord, report: BatchReport, lock: threading.Lock) -> None:
         writes = self.writes_for(record)
@@ -370,9 +379,28 @@ def _sequence_or_position(raw: Any, index: int) -> str:
     return str(value) if str(value).isdigit() else str(index)
 
 
-def _fail(report: BatchReport, lock: threading.Lock, sequence: Any, err: Exception) -> None:
-    message = f"record {sequence}: {err}" if not str(err).startswith("record") else str(err)
-    log.error("backup of a stream record failed", extra={"sequence_number": str(sequence), "error": message})
+@dataclass(frozen=True)
+class _Private:
+    """What a failing record's report must not show: its reference replaces them (``privacy``)."""
+
+    ref: str
+    object_keys: Sequence[str]
+    values: Sequence[Any]
+
+
+def _private_of(raw: Any, object_keys: Sequence[str] = ()) -> _Private:
+    section = raw.get("dynamodb") if isinstance(raw, Mapping) else None
+    section = section if isinstance(section, Mapping) else {}
+    values = [section.get(name) for name in ("Keys", "NewImage", "OldImage")]
+    return _Private(privacy.item_ref(section.get("Keys")), object_keys, values)
+
+
+def _fail(report: BatchReport, lock: threading.Lock, sequence: Any, err: Exception, private: _Private) -> None:
+    """Log and report a failed record by its sequence number and item reference, never by its values."""
+    text = privacy.scrub(str(err), private.ref, object_keys=private.object_keys, values=private.values)
+    message = (text if text.startswith("record") else f"record {sequence}: {text}") + f" [{private.ref}]"
+    extra = {"sequence_number": str(sequence), "item": private.ref, "error": message}
+    log.error("backup of a stream record failed", extra=extra)
     with lock:
         report.failures.append(str(sequence))
         report.errors.append(message)

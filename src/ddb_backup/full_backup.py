@@ -25,6 +25,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ddb_backup import keys as k
+from ddb_backup import privacy
 from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
 from ddb_backup.ratelimit import TokenBucket
@@ -307,6 +308,17 @@ class FullBackup:
             if self._stop.is_set():
                 return
 
+    def _private_message(self, boto_item: Mapping[str, Any], err: Exception) -> str:
+        item = {name: to_lambda_value(value) for name, value in boto_item.items()}
+        key = {name: item[name] for name in self.writer.key_schema.attribute_names if name in item}
+        ref = privacy.item_ref(key)
+        try:
+            object_keys = [self.writer.object_key(item)[0]]
+        except (k.InvalidKeyError, ValueError):
+            object_keys = []
+        text = privacy.scrub(str(err), ref, object_keys=object_keys, values=[item])
+        return f"{ref}: {text}"
+
     def _released(self, _: Future[None]) -> None:
         self._in_flight.release()
 
@@ -314,11 +326,12 @@ class FullBackup:
         try:
             written = self.writer.write(item, read_time, image_time)
         except (StoreError, k.InvalidKeyError) as err:
-            log.error("full backup of an item failed: %s", err)
+            message = self._private_message(item, err)  # a reference, never the item's values (privacy)
+            log.error("full backup of an item failed: %s", message)
             with self._lock:
                 self.summary.failed += 1
                 if len(self.summary.errors) < 20:
-                    self.summary.errors.append(str(err))
+                    self.summary.errors.append(message)
             return
         with self._lock:
             if written:

@@ -15,8 +15,9 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 from urllib.parse import unquote
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import ClientError, ParamValidationError
 
+from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, table_names
@@ -33,6 +34,10 @@ class NothingMatches(UserError):
     exit_code = 5
 
 
+class NoSuchBucket(NothingMatches):
+    """The bucket itself does not exist."""
+
+
 def check_bucket(s3: Any, bucket: str) -> None:
     """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself.
 
@@ -40,10 +45,14 @@ def check_bucket(s3: Any, bucket: str) -> None:
     """
     try:
         s3.head_bucket(Bucket=bucket)
+    except ParamValidationError as err:
+        raise UserError(
+            f"--bucket {bucket!r} is not a valid S3 bucket name", "check --bucket (or BackupBucket)"
+        ) from err
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in {"404", "NoSuchBucket", "NotFound"}:
-            raise NothingMatches(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
+            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
         if code in {"403", "AccessDenied", "Forbidden"}:
             raise UserError(
                 f"access to the bucket {bucket!r} is denied",
@@ -86,10 +95,20 @@ def prefixes_holding(store: ObjectStore, table: str, *, limit: int = LOOKED_AT) 
     return found
 
 
+def _table_held(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> bool:
+    """A version under one of the table's folders (``aliases.table_folders``: the original tool's leading
+    ``/`` too), or of the tenant's (escaped or, as the original tool wrote it, raw)."""
+    for folder in aliases.table_folders(prefix, table):
+        segments = [""] if tenant is None else [tenant + "/", unquote(tenant) + "/"]
+        if any(_first(store, folder + segment) for segment in segments):
+            return True
+    return False
+
+
 def check_table(store: ObjectStore, prefix: str, table: str) -> None:
     """The bucket holds at least one version under ``[prefix/]table/``; else ``NothingMatches`` that names
     the tables under this prefix (nearest first) or the prefixes that hold this table."""
-    if _first(store, k.table_prefix(prefix, table)):
+    if _table_held(store, prefix, table):
         return
     tables = [name for name in itertools.islice(table_names(store, prefix), LOOKED_AT)]
     message = f"the backup holds nothing for the table {table!r} {_where(prefix)}"
@@ -121,7 +140,7 @@ def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
 def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None) -> None:
     """``check_table``, then, with ``tenant`` (the escaped segment), that the tenant's folder holds a version."""
     check_table(store, prefix, table)
-    if tenant is None or _first(store, k.table_prefix(prefix, table, tenant)):
+    if tenant is None or _table_held(store, prefix, table, tenant):
         return
     tenants = tenants_of(store, prefix, table)
     shown = unquote(tenant)

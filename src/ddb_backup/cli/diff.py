@@ -46,7 +46,8 @@ def diff(
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     counts = DiffCounts()
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
-    changes = diff_table(store, ranges, start, end, counts, schema=key_schema(aws, table, store, prefix))
+    schema = key_schema(aws, table, store, prefix)
+    changes = diff_table(store, ranges, start, end, counts, schema=schema, prefix=prefix, table=table)
     if as_json:
         listed = [change.as_dict() for change in changes]
         echo_json({"from": epoch_to_iso(start), "to": epoch_to_iso(end), "counts": counts.as_dict(), "changes": listed})
@@ -59,3 +60,5 @@ def diff(
         f"{epoch_to_iso(start)} -> {epoch_to_iso(end)}: {counts.added} added, {counts.removed} removed, "
         f"{counts.changed} changed, {counts.unchanged} unchanged"
     )
+    if counts.skipped:
+        click.echo(f"warning: skipped {counts.skipped} objects that are not items of {table!r}", err=True)

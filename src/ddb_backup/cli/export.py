@@ -17,6 +17,7 @@ from ddb_backup.inspect.export import (
     parse_destination,
 )
 from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.timeparse import FORMS, parse_time
 from ddb_backup.version_meta import epoch_to_iso
 
@@ -79,3 +80,5 @@ def export(
         click.echo(f"note: {manifest.legacy_items} items were decided by S3 write time (the original tool's versions)")
     where = "" if target.startswith("s3://") else f" (upload {target} to {UPLOAD_PLACEHOLDER} first)"
     click.echo(f"import it into a new table{where}:\n  {command}")
+    for line in skipped_lines(manifest.skipped):
+        click.echo(f"warning: {line}", err=True)

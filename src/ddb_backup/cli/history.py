@@ -8,7 +8,7 @@ from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
-from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_item
+from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_items
 from ddb_backup.version_meta import epoch_to_iso
 
 
@@ -41,8 +41,9 @@ def history(
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     schema = key_schema(aws, table, store, prefix)
     preflight.check_keys(store, prefix, table, [key], tenant=tenant_segment(tenant), schema=schema)
-    object_key = locate_item(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
-    entries = item_history(store, object_key)
+    object_keys = locate_items(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
+    entries = item_history(store, object_keys)
+    object_key = ", ".join(object_keys)  # more than one: the item's names are merged into one history
     if as_json:
         echo_json({"object_key": object_key, "versions": [e.as_dict(with_image=images) for e in entries]})
         return

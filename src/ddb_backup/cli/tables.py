@@ -9,6 +9,7 @@ from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
 from ddb_backup.inspect.tables import Coverage, summarize_bucket
+from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.version_meta import epoch_to_iso
 
 
@@ -42,6 +43,9 @@ def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
         rows.append([summary.name, *_cells(summary.total)])
         rows += [[f"  tenant {tenant}", *_cells(coverage)] for tenant, coverage in sorted(summary.tenants.items())]
     echo_table(["TABLE", "ITEMS", "CURRENT", "VERSIONS", "DELETES", "FIRST WRITE", "LAST WRITE"], rows)
+    for summary in summaries:
+        for line in skipped_lines(summary.skipped):
+            click.echo(f"warning: {summary.name}: {line}", err=True)
 
 
 def _cells(coverage: Coverage) -> list[str]:

@@ -16,7 +16,8 @@ from ddb_backup.inspect.verify import (
     verify_table,
 )
 from ddb_backup.keys import KeySchema, table_prefix
-from ddb_backup.preflight import NothingMatches
+from ddb_backup.preflight import NoSuchBucket, NothingMatches
+from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.timeparse import parse_duration
 
 SHOWN = 50
@@ -76,6 +77,8 @@ def verify(
     try:
         store = checked_store(aws, bucket, prefix, table)
     except NothingMatches as err:
+        if isinstance(err, NoSuchBucket):
+            raise
         err.hint = f"{err.hint}; if {table!r} was never backed up, run `ddb-backup full-backup` with these options"
         raise
     description = describe_table(aws, table)
@@ -118,3 +121,5 @@ def _print(report: VerifyReport) -> None:
         f"{counts['differs']} differ; {len(report.in_flight)} in flight"
     )
     click.echo("in sync" if report.in_sync else "NOT in sync")
+    for line in skipped_lines(report.skipped):
+        click.echo(f"warning: {line}", err=True)

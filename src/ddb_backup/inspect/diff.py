@@ -1,12 +1,17 @@
 """What changed in a table between two points in time, from the backup alone.
 
-One listing serves both times: each item's versions are decided at ``from`` and at ``to`` together
-(metadata read once per version). Same chosen version: unchanged, no read. Otherwise, when both
-times have an image, both are read and compared (an identical image written again is unchanged).
+One listing serves both times: each object's versions are decided at ``from`` and at ``to`` together
+(metadata read once per version). Same change in effect at both times: unchanged, no read. Otherwise
+the object is read and resolved (``restore.resolve``): a stray object is skipped and counted; ours
+under its canonical name, present at ``from``, is compared as it is; any other object (the original
+tool's, one of an item's other names, or an item new at ``to``) is merged with the item's other names,
+and the change is reported once, by the object holding the item's change in effect at ``to``. An
+identical image written again is unchanged.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -15,9 +20,10 @@ from ddb_backup.inspect.images import AttributeChanges, attribute_changes, image
 from ddb_backup.keys import KeySchema
 from ddb_backup.restore.plan import group_versions, metadata_reader
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges, read_image
+from ddb_backup.restore.resolve import Change, Inspected, Resolver, parse_image, resolver_for
+from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, state_at
-from ddb_backup.store import ObjectStore, VersionEntry
+from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
 from ddb_backup.version_meta import VersionMeta
 
 ADDED, REMOVED, CHANGED, UNCHANGED = "added", "removed", "changed", "unchanged"
@@ -40,6 +46,14 @@ class ItemPair:
             return self.before.version is self.after.version
         return self.before.version.version_id == self.after.version.version_id
 
+    @property
+    def touched(self) -> bool:
+        """The object has a change between the two times (even one that leaves it absent at both)."""
+        first, last = self.before.decided_by, self.after.decided_by
+        if first is None or last is None:
+            return first is not last
+        return first.version_id != last.version_id
+
 
 @dataclass(frozen=True)
 class ItemChange:
@@ -59,6 +73,7 @@ class DiffCounts:
     changed: int = 0
     unchanged: int = 0
     metadata_reads: int = 0
+    skipped: int = 0  # objects that are not items of the table (see the resolver's skips)
 
     def count(self, kind: str) -> None:
         setattr(self, kind, getattr(self, kind) + 1)
@@ -103,8 +118,16 @@ def diff_table(
     max_lag: float = DEFAULT_MAX_LAG,
     workers: int = DEFAULT_LIST_WORKERS,
     read_workers: int = 16,
+    resolver: Resolver | None = None,
+    prefix: str = "",
+    table: str | None = None,
 ) -> Iterator[ItemChange]:
-    """The items added, removed and changed from ``start`` to ``end``; ``counts`` fills as they go by."""
+    """The items added, removed and changed from ``start`` to ``end``; ``counts`` fills as they go by.
+    ``resolver`` (or ``prefix`` and ``table`` to make one; without them, the ranges' folder is taken as
+    the table's) decides which objects are the table's items and merges an item's names."""
+    if resolver is None:
+        resolver = _resolver(store, ranges, schema, prefix, table)
+    diff = _Diff(resolver, start, end, max_lag)
 
     def pairs() -> Iterator[ItemPair]:
         def work(key_range: KeyRange) -> Iterator[tuple[ItemPair, int]]:
@@ -115,23 +138,107 @@ def diff_table(
                 continue
             pair, reads = result
             counts.metadata_reads += reads
-            if pair.before.present or pair.after.present:
+            if pair.before.present or pair.after.present or pair.touched:
                 yield pair
 
-    for _, change in map_bounded(lambda pair: compare(store, pair, schema), pairs(), workers=read_workers):
-        counts.count(UNCHANGED if change is None else change.kind)
-        if change is not None:
+    for _, change in map_bounded(diff.compare, pairs(), workers=read_workers):
+        if change is None:
+            counts.count(UNCHANGED)
+        elif isinstance(change, ItemChange):
+            counts.count(change.kind)
             yield change
+    counts.skipped = resolver.skips.total
+    counts.unchanged -= diff.counted_twice
 
 
-def compare(store: ObjectStore, pair: ItemPair, schema: KeySchema | None = None) -> ItemChange | None:
-    """The item's change between the two states, None when unchanged (same version: nothing is read)."""
-    if pair.same_version:
-        return None
-    before, after = read_image(store, pair.before), read_image(store, pair.after)
+def _resolver(
+    store: ObjectStore, ranges: Sequence[KeyRange], schema: KeySchema | None, prefix: str, table: str | None
+) -> Resolver:
+    if table is not None:
+        return resolver_for(store, prefix, table, schema)
+    folder = ranges[0].prefix if ranges else "/"
+    resolver = Resolver(store, "", "x", schema)
+    resolver.folders = [folder, "/" + folder]
+    return resolver
+
+
+NOT_MINE = object()  # another name of the item reports its change
+
+
+class _Diff:
+    def __init__(self, resolver: Resolver, start: float, end: float, max_lag: float) -> None:
+        self.resolver, self.start, self.end, self.max_lag = resolver, start, end, max_lag
+        self.counted_twice = 0  # other names of a changed item, counted unchanged without being read
+        self._lock = threading.Lock()
+
+    def compare(self, pair: ItemPair) -> ItemChange | object | None:
+        """The item's change, None when unchanged, NOT_MINE when another name (or nobody) reports it."""
+        if pair.same_version and pair.before.present:
+            return None  # the same image at both times: nothing is read
+        found = self._inspect(pair)
+        if found is None:
+            return NOT_MINE
+        resolver = self.resolver
+        if found.canonical and pair.before.present:
+            before = self._image(found, pair.before)
+            after = self._image(found, pair.after)
+        else:
+            if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
+                return NOT_MINE  # our canonical object was present at the start: it reports the item
+            first = resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
+            last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+            own_last = pair.after.decided_by
+            if last is None or own_last is None or last.object_key != found.object_key:
+                return NOT_MINE
+            if last.entry.version_id != own_last.version_id:
+                return NOT_MINE
+            before, after = resolver.image_of(first), resolver.image_of(last)
+            self._other_name_unchanged(first, found.object_key)
+        return _change(found.object_key, before, after, resolver.schema)
+
+    def _other_name_unchanged(self, first: Change | None, own: str) -> None:
+        """The item's state at the start held by another name that holds the same version at the end: that
+        name was counted unchanged unread, and this one reports the item."""
+        if first is None or not first.present or first.object_key == own:
+            return
+        at_end = self.resolver.change_at(first.object_key, self.end, self.max_lag)
+        if at_end is not None and at_end.entry.version_id == first.entry.version_id:
+            with self._lock:
+                self.counted_twice += 1
+
+    def _inspect(self, pair: ItemPair) -> Inspected | None:
+        state = pair.after if pair.after.present else pair.before
+        if state.version is not None:
+            try:
+                stored = self.resolver.store.get(state.object_key, state.version.version_id)
+            except NoSuchVersion:
+                return None
+            found = self.resolver.inspect(state.object_key, stored)
+            return found if isinstance(found, Inspected) else None
+        if pair.after.decided_by is None:
+            return None
+        return self.resolver.inspect_removal(pair.after.object_key, pair.after.decided_by)
+
+    def _image(self, found: Inspected, state: ItemState) -> dict[str, Any] | None:
+        if state.version is None:
+            return None
+        if state.version.version_id == found.stored.version_id:
+            return found.image
+        try:
+            body = self.resolver.store.get(state.object_key, state.version.version_id).body
+        except NoSuchVersion:
+            return None
+        return parse_image(body)[0]
+
+
+def _change(
+    object_key: str, before: dict[str, Any] | None, after: dict[str, Any] | None, schema: KeySchema | None
+) -> ItemChange | object | None:
+    if before is None and after is None:
+        return NOT_MINE  # absent at both times: not an item of this diff
     if before is not None and after is not None and image_digest(before) == image_digest(after):
         return None
     kind = ADDED if before is None else REMOVED if after is None else CHANGED
     image = after if after is not None else before
     key = item_key(image, schema) if schema is not None and image is not None else None
-    return ItemChange(pair.object_key, kind, key, attribute_changes(before, after))
+    return ItemChange(object_key, kind, key, attribute_changes(before, after))

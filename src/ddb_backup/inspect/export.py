@@ -12,6 +12,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
+import os
 import shutil
 import tempfile
 import time
@@ -26,11 +27,13 @@ from ddb_backup.errors import UserError
 from ddb_backup.inspect.images import map_bounded
 from ddb_backup.restore.plan import PointInTime
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, iter_states, read_image
+from ddb_backup.restore.resolve import TAKE, Resolution, Resolver, resolver_for
+from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, iter_states
 from ddb_backup.restore.timeline import ItemState
 from ddb_backup.store import ObjectStore
 from ddb_backup.version_meta import epoch_to_iso
 
+FILE_MODE = 0o600  # the files hold table data: readable by their owner only, whatever the umask
 MAX_IMPORT_FILES = 50_000  # DynamoDB import reads at most this many S3 objects
 DEFAULT_ITEMS_PER_FILE = 100_000
 DEFAULT_BYTES_PER_FILE = 100 * 1024 * 1024
@@ -74,7 +77,8 @@ class DirDestination:
 
     def write_text(self, name: str, text: str) -> None:
         self.root.mkdir(parents=True, exist_ok=True)  # an export of no items has written no part first
-        (self.root / name).write_text(text, encoding="utf-8")
+        with create_private(self.root / name) as out:
+            out.write(text.encode("utf-8"))
 
     def describe(self, name: str) -> str:
         return str(self.root / name)
@@ -150,12 +154,19 @@ class _Hashing:
         self.raw.flush()
 
 
+def create_private(path: Path) -> BinaryIO:
+    """``path`` created (or emptied) for writing with mode 0600."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, FILE_MODE)
+    os.fchmod(descriptor, FILE_MODE)  # an existing file keeps its mode through O_CREAT
+    return os.fdopen(descriptor, "wb")
+
+
 class PartWriter:
     """One data file: lines in, compressed bytes out, counted and hashed."""
 
     def __init__(self, name: str, path: Path, compression: str) -> None:
         self.name, self.path = name, path
-        self._raw = path.open("wb")
+        self._raw = create_private(path)
         self._hashing = _Hashing(self._raw)
         self._stream: Any
         if compression == "gzip":
@@ -204,6 +215,7 @@ class ExportManifest:
     parts: list[PartInfo] = field(default_factory=list)
     legacy_items: int = 0
     source: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, Any] = field(default_factory=dict)  # objects that are not this table's items, by reason
 
     @property
     def item_count(self) -> int:
@@ -222,6 +234,7 @@ class ExportManifest:
             "item_count": self.item_count,
             "file_count": len(self.parts),
             "legacy_items": self.legacy_items,
+            "skipped": self.skipped,
             "files": [part.as_dict() for part in self.parts],
             "created_at": epoch_to_iso(round(time.time())),
         }
@@ -270,8 +283,11 @@ def export_table(
     destination: Destination,
     manifest: ExportManifest,
     settings: ExportSettings | None = None,
+    resolver: Resolver | None = None,
 ) -> ExportManifest:
-    """Write every item present at ``when`` to ``destination``; the manifest goes last."""
+    """Write every item present at ``when`` to ``destination``; the manifest goes last. Each present
+    object is read and resolved (``restore.resolve``): stray objects are skipped and counted in the
+    manifest, an item held under several names is written once."""
     settings = settings or ExportSettings(compression=manifest.compression)
     if settings.compression not in COMPRESSIONS:
         raise UserError(f"unknown compression {settings.compression!r}", f"use one of {', '.join(COMPRESSIONS)}")
@@ -280,14 +296,18 @@ def export_table(
     states = iter_states(store, ranges, when, workers=settings.list_workers)
     present = (state for _, state in states if state is not None and state.present)
 
-    def read(state: ItemState) -> dict[str, Any] | None:
-        return read_image(store, state)
+    if resolver is None:
+        resolver = resolver_for(store, manifest.source.get("prefix", ""), manifest.table)
 
-    for state, image in map_bounded(read, present, workers=settings.read_workers):
-        if image is not None:
-            parts.write(item_line(image))
-            manifest.legacy_items += state.legacy
+    def read(state: ItemState) -> Resolution:
+        return resolver.resolve(state, when.at, max_lag=when.max_lag)
+
+    for state, resolution in map_bounded(read, present, workers=settings.read_workers):
+        if resolution.kind == TAKE and resolution.image is not None:
+            parts.write(item_line(resolution.image))
+            manifest.legacy_items += state.legacy or resolution.legacy
     parts.finish()
+    manifest.skipped = resolver.skips.as_dict()
     destination.write_text(MANIFEST, json.dumps(manifest.as_dict(), indent=2) + "\n")
     return manifest
 

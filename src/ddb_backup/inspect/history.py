@@ -1,8 +1,12 @@
-"""One item's history: every version of its object, oldest first, with what changed each time.
+"""One item's history: every version of its objects, oldest first, with what changed each time.
 
-Versions of one item are few, so each is read (HEAD for a removal, GET for an image, which also
-returns the metadata). A delete marker that follows one of our tombstones is the second half of that
-removal and is folded into it; a delete marker before any tombstone is the original tool's delete.
+An item may be held under several names (ours, the original tool's, a leading-``/`` folder:
+``aliases``): every one that exists is read, and their versions are merged into one history in the
+format's order of changes (event time; ``LastModified`` for the original tool's versions). Versions of
+one item are few, so each is read (HEAD for a removal, GET for an image, which also returns the
+metadata). A delete marker that is the second half of one of our removals is folded into it
+(``timeline.removal_halves``); any other delete marker is the original tool's delete. A version whose
+body is not an item image (a stray object) is left out.
 """
 
 from __future__ import annotations
@@ -19,7 +23,9 @@ from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes
-from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.locate import candidate_object_keys, find_object_keys
+from ddb_backup.restore.resolve import parse_image
+from ddb_backup.restore.timeline import removal_halves
 from ddb_backup.store import ObjectStore, VersionEntry
 
 EVENT_NAMES = {
@@ -47,6 +53,15 @@ class HistoryEntry:
     removed_by: str | None = None
     delete_marker: str | None = None  # the version id of the delete marker folded into a removal
     image: dict[str, Any] | None = None
+    object_key: str = ""  # the name that holds this version
+    change_order: tuple[float, int, str, int] | None = None  # VersionMeta.order; None: the original tool's
+
+    @property
+    def order(self) -> tuple[float, int, str, int, float, str, str]:
+        """The format's order of changes (``VersionMeta.order``; the original tool's at ``LastModified``),
+        then write time, name and version id, only to make the merged order deterministic."""
+        change = self.change_order or (self.written, 1, "", 0)
+        return (*change, self.written, self.object_key, self.version_id)
 
     @property
     def lag(self) -> float:
@@ -70,6 +85,7 @@ class HistoryEntry:
             "removed_by": self.removed_by,
             "delete_marker": self.delete_marker,
             "changes": self.changes.as_dict(),
+            "object_key": self.object_key,
         }
         if with_image:
             data["image"] = self.image
@@ -86,24 +102,36 @@ def object_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
     return entries[::-1]
 
 
-def item_history(store: ObjectStore, object_key: str) -> list[HistoryEntry]:
-    """The item's changes, oldest first (write order, which is stream order per item)."""
-    return list(_walk(store, object_versions(store, object_key)))
+def item_history(store: ObjectStore, object_keys: str | list[str]) -> list[HistoryEntry]:
+    """The item's changes, oldest first. One name: write order (stream order per item). Several names
+    (the item's aliases): merged in the format's order of changes, what changed recomputed in that order."""
+    if isinstance(object_keys, str):
+        object_keys = [object_keys]
+    entries = [e for object_key in object_keys for e in _walk(store, object_versions(store, object_key))]
+    if len(object_keys) == 1:
+        return entries
+    merged: list[HistoryEntry] = []
+    for entry in sorted(entries, key=lambda e: e.order):
+        before = merged[-1].image if merged else None
+        merged.append(replace(entry, changes=attribute_changes(before, entry.image)))
+    return merged
 
 
 def _walk(store: ObjectStore, versions: list[VersionEntry]) -> Iterator[HistoryEntry]:
     previous: HistoryEntry | None = None
-    seen_tombstone = False
-    for entry in versions:
+    halves = removal_halves(versions)
+    for index, entry in enumerate(versions):
+        if index in halves:
+            if previous is not None and previous.is_removal and previous.delete_marker is None:
+                previous = _fold_marker(previous, entry)
+            continue  # the second half of one of our removals
+        current: HistoryEntry | None
         if entry.is_delete_marker:
-            if seen_tombstone:
-                if previous is not None and previous.is_removal and previous.delete_marker is None:
-                    previous = _fold_marker(previous, entry)
-                continue  # the second half of one of our removals
             current = _original_delete(entry, previous)
         else:
-            seen_tombstone = seen_tombstone or entry.size == 0
             current = _version(store, entry, previous)
+            if current is None:
+                continue  # not an item image: a stray version
         if previous is not None:
             yield previous
         previous = current
@@ -126,13 +154,21 @@ def _original_delete(entry: VersionEntry, previous: HistoryEntry | None) -> Hist
         changes=attribute_changes(before, None),
         writer=ORIGINAL_TOOL,
         delete_marker=entry.version_id,
+        object_key=entry.key,
     )
 
 
-def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | None) -> HistoryEntry:
+def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | None) -> HistoryEntry | None:
     stored = store.get(entry.key, entry.version_id) if entry.size > 0 else store.head(entry.key, entry.version_id)
-    image = json.loads(stored.body) if entry.size > 0 else None
-    meta = vm.VersionMeta.from_s3(stored.metadata)
+    image = None
+    if entry.size > 0:
+        image, _ = parse_image(stored.body)
+        if image is None:
+            return None
+    try:
+        meta = vm.VersionMeta.from_s3(stored.metadata)
+    except vm.MetadataError:
+        return None
     written = entry.last_modified.timestamp()
     before = previous.image if previous is not None else None
     common: dict[str, Any] = {
@@ -140,6 +176,7 @@ def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | N
         "written": written,
         "changes": attribute_changes(before, image),
         "image": image,
+        "object_key": entry.key,
     }
     if meta is None:
         return HistoryEntry(event=_original_event(image, before), event_time=written, writer=ORIGINAL_TOOL, **common)
@@ -150,6 +187,7 @@ def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | N
         event_id=meta.event_id,
         writer=meta.writer,
         removed_by=meta.removed_by,
+        change_order=meta.order,
         **common,
     )
 
@@ -190,10 +228,24 @@ def locate_item(
     tenant: str | None = None,
     schema: k.KeySchema | None = None,
 ) -> str:
-    """The item's object key (MD5 or plain-text name), or a UserError saying where it looked."""
+    """The item's first object key (ours before the original tool's names), or a UserError."""
+    return locate_items(store, prefix, table, key, tenant=tenant, schema=schema)[0]
+
+
+def locate_items(
+    store: ObjectStore,
+    prefix: str,
+    table: str,
+    key: Mapping[str, Any],
+    *,
+    tenant: str | None = None,
+    schema: k.KeySchema | None = None,
+) -> list[str]:
+    """Every object key holding the item (``locate.candidate_object_keys``: one LIST per name a writer
+    gives it), or a UserError saying where it looked."""
     candidates = candidate_object_keys(prefix, table, key, tenant=tenant, schema=schema)
-    found = find_object_key(store, candidates)
-    if found is None:
+    found = find_object_keys(store, candidates)
+    if not found:
         hint = "check --table, --prefix and --tenant"
         if schema is None and len(key) > 1:
             hint += "; plain-text names need the key schema: let the command reach the table (DescribeTable)"

@@ -2,12 +2,20 @@
 
 Folders are found by seeking: one listing request per folder, each starting just past the previous
 folder's keys (no delimiter listing needed, so any ``ObjectStore`` will do). Each table is then listed
-once, its key ranges in parallel. Times are S3 write times (``LastModified``): event times would need
-one HEAD per version.
+once, its key ranges in parallel, in every folder that holds it (ours, and the original tool's
+leading-``/`` folder). Times are S3 write times (``LastModified``): event times would need one HEAD per
+version.
+
+Which objects are the table's (``restore.resolve``): an object right under the table's folder is counted
+unread. A sub-folder is a tenant when the first object in it with an image belongs there as a tenant
+(one GET per sub-folder); otherwise (an original plain-text name with ``/``, another stack's folder, a
+stray object) each object in it is read once (GET of its newest image) and counted where it belongs, or
+skipped. Counts are per object: an item kept under two names (an upgrade in place) counts twice.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,6 +24,7 @@ from urllib.parse import unquote
 from ddb_backup import keys as k
 from ddb_backup.restore.plan import group_versions, table_ranges
 from ddb_backup.restore.ranges import KeyRange
+from ddb_backup.restore.resolve import Inspected, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.store import ObjectStore, VersionEntry
 from ddb_backup.version_meta import epoch_to_iso
@@ -90,6 +99,7 @@ class TableSummary:
     folder: str
     total: Coverage = field(default_factory=Coverage)
     tenants: dict[str, Coverage] = field(default_factory=dict)  # escaped tenant segment -> counts
+    skipped: dict[str, Any] = field(default_factory=dict)  # objects that are not the table's items, by reason
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +107,7 @@ class TableSummary:
             "folder": self.folder,
             **self.total.as_dict(),
             "tenants": {tenant: coverage.as_dict() for tenant, coverage in sorted(self.tenants.items())},
+            "skipped": self.skipped,
         }
 
 
@@ -106,24 +117,69 @@ def backup_root(prefix: str) -> str:
 
 
 def table_names(store: ObjectStore, prefix: str) -> Iterator[str]:
-    """Every table under the backup prefix, in key order (our own folder skipped)."""
-    for segment in folders(store, backup_root(prefix)):
-        if segment != OWN_FOLDER:
-            yield unquote(segment)
+    """Every table under the backup prefix, in order (our own folder skipped), also those only the
+    original tool's leading-``/`` folder holds (``aliases.table_folders``)."""
+    root = backup_root(prefix)
+    names = {segment for segment in folders(store, root) if segment and segment != OWN_FOLDER}
+    names |= {segment for segment in folders(store, "/" + root) if segment and segment != OWN_FOLDER}
+    for segment in sorted(names, key=lambda name: name.encode("utf-8")):
+        yield unquote(segment)
+
+
+class _Tenants:
+    """Tells where an object below a sub-folder of the table's folder belongs (see the module doc)."""
+
+    def __init__(self, store: ObjectStore, resolver: Resolver) -> None:
+        self.store, self.resolver = store, resolver
+        self._folders: dict[str, bool] = {}
+        self._lock = threading.Lock()
+
+    def tenant_of(self, folder: str, versions: list[VersionEntry]) -> str | bool | None:
+        """The tenant segment, None (no tenant: a name with ``/``), or False (not the table's: skipped)."""
+        relative = versions[0].key[len(folder) :]
+        first, _, _ = relative.partition("/")
+        with self._lock:
+            known = self._folders.get(folder + first)
+        if known:
+            return first
+        found = self._read(versions)
+        if known is None and found is not None:
+            with self._lock:
+                self._folders[folder + first] = found.where.tenant == first + "/"
+        if found is None:
+            return False if self._skipped(versions) else first
+        return found.where.tenant[:-1] if found.where.tenant else None
+
+    def _read(self, versions: list[VersionEntry]) -> Inspected | None:
+        image = next((e for e in reversed(versions) if not e.is_delete_marker and e.size > 0), None)
+        if image is None:
+            return None
+        found = self.resolver.inspect(image.key, self.store.get(image.key, image.version_id))
+        return found if isinstance(found, Inspected) else None
+
+    @staticmethod
+    def _skipped(versions: list[VersionEntry]) -> bool:
+        """An object with an image that the resolver did not place: not the table's (it counted the skip)."""
+        return any(not e.is_delete_marker and e.size > 0 for e in versions)
 
 
 def summarize_table(
     store: ObjectStore, prefix: str, table: str, *, workers: int = DEFAULT_LIST_WORKERS
 ) -> TableSummary:
-    """One listing of the table's folder, its ranges in parallel; tenants are the keys' second level."""
+    """One listing of the table's folders, their ranges in parallel; tenants as the module doc says."""
     folder = k.table_prefix(prefix, table)
     summary = TableSummary(table, folder)
+    resolver = resolver_for(store, prefix, table)
+    tenants = _Tenants(store, resolver)
 
     def work(key_range: KeyRange) -> Iterator[dict[str | None, Coverage]]:
         counts: dict[str | None, Coverage] = {}
         for versions in group_versions(key_range.list_versions(store)):
-            tenant, slash, _ = versions[0].key[len(folder) :].partition("/")
-            counts.setdefault(tenant if slash else None, Coverage()).add_item(versions)
+            tenant: str | bool | None = None
+            if "/" in versions[0].key[len(key_range.prefix) :]:
+                tenant = tenants.tenant_of(key_range.prefix, versions)
+            if tenant is not False:
+                counts.setdefault(tenant if isinstance(tenant, str) else None, Coverage()).add_item(versions)
         yield counts
 
     for _, result in map_ranges(table_ranges(store, prefix, table), work, workers):
@@ -131,6 +187,7 @@ def summarize_table(
             summary.total.merge(coverage)
             if tenant is not None:
                 summary.tenants.setdefault(tenant, Coverage()).merge(coverage)
+    summary.skipped = resolver.skips.as_dict()
     return summary
 
 

@@ -21,17 +21,17 @@ import re
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ddb_backup import keys as k
-from ddb_backup.inspect.history import object_versions
 from ddb_backup.inspect.images import image_digest, item_key, map_bounded, to_json_image
 from ddb_backup.ratelimit import TokenBucket
-from ddb_backup.restore.plan import PointInTime, metadata_reader, plan_range, table_ranges
+from ddb_backup.restore.plan import PointInTime, plan_range, table_ranges
 from ddb_backup.restore.ranges import KeyRange
+from ddb_backup.restore.resolve import TAKE, Resolver
 from ddb_backup.restore.state import map_ranges
-from ddb_backup.restore.timeline import ItemState, state_at
+from ddb_backup.restore.timeline import ItemState
 from ddb_backup.scan import scan_pages
 from ddb_backup.store import NoSuchVersion, ObjectStore
 from ddb_backup.version_meta import VersionMeta
@@ -80,6 +80,7 @@ class VerifyReport:
     drift: list[Difference] = field(default_factory=list)
     in_flight: list[Difference] = field(default_factory=list)
     read_capacity: float = 0.0
+    skipped: dict[str, Any] = field(default_factory=dict)  # objects that are not the table's items, by reason
 
     @property
     def in_sync(self) -> bool:
@@ -100,6 +101,7 @@ class VerifyReport:
             "read_capacity_units": round(self.read_capacity, 1),
             "differences": [d.as_dict() for d in self.drift],
             "in_flight_items": [d.as_dict() for d in self.in_flight],
+            "skipped": self.skipped,
         }
 
 
@@ -200,6 +202,7 @@ class BackupImage:
     state: ItemState
     image: dict[str, Any] | None
     event_time: float | None
+    skip: bool = False  # not the item's state: a stray object, or the item is held under another name
 
 
 def read_backup_image(store: ObjectStore, state: ItemState) -> BackupImage:
@@ -221,17 +224,32 @@ def compare_backup(
     """Walk the backup's state now against the table's side; what remains there is missing."""
     differences: list[Difference] = []
     ranges = table_ranges(store, options.prefix, options.table)
-    states = (s for _, s in map_ranges(ranges, _planner(store, clock())) if s is not None)
-    for _, backup in map_bounded(lambda s: read_backup_image(store, s), states, workers=options.workers):
+    now = clock()
+    resolver = Resolver(store, options.prefix, options.table, options.schema)
+    states = (s for _, s in map_ranges(ranges, _planner(store, now)) if s is not None)
+
+    def read(state: ItemState) -> BackupImage:
+        if state.version is None:
+            return BackupImage(state, None, None)
+        resolution = resolver.resolve(state, now)
+        if resolution.kind != TAKE:
+            return BackupImage(state, None, None, skip=True)
+        return BackupImage(state, resolution.image, resolution.event_time)
+
+    for _, backup in map_bounded(read, states, workers=options.workers):
+        if backup.skip:
+            continue
         if backup.image is not None:
             report.backup_items += 1
-        difference = _difference(backup, side.pop(backup.state.object_key), options, clock())
+        object_key = backup.state.object_key if backup.image is None else side.object_key(backup.image)
+        difference = _difference(backup, side.pop(object_key), options, clock(), object_key)
         if difference is None:
             report.matching += backup.image is not None
         else:
             differences.append(difference)
     for entry in side.remaining():
         differences.append(Difference(MISSING, entry.object_key, entry.key, clock(), table_digest=entry.digest))
+    report.skipped = resolver.skips.as_dict()
     return differences
 
 
@@ -242,8 +260,9 @@ def _planner(store: ObjectStore, at: float) -> Callable[[KeyRange], Iterator[Ite
     return work
 
 
-def _difference(backup: BackupImage, table: TableEntry | None, options: VerifyOptions, now: float) -> Difference | None:
-    object_key = backup.state.object_key
+def _difference(
+    backup: BackupImage, table: TableEntry | None, options: VerifyOptions, now: float, object_key: str
+) -> Difference | None:
     if backup.image is None:
         if table is None:
             return None
@@ -290,8 +309,12 @@ def _recheck(store: ObjectStore, dynamodb: Any, options: VerifyOptions, differen
     answer = dynamodb.get_item(TableName=options.table, Key=client_key(difference.key or {}), ConsistentRead=True)
     table_image = answer.get("Item")
     table_digest = None if table_image is None else image_digest(table_image)
-    versions = object_versions(store, difference.object_key)
-    backup = read_backup_image(store, state_at(versions, now, metadata_reader(store)))
+    resolver = Resolver(store, options.prefix, options.table, options.schema)
+    change = resolver.item_change(difference.key or {}, _tenant_of(options, difference.object_key), now)
+    backup = BackupImage(ItemState(difference.object_key, None), resolver.image_of(change), None)
+    if change is not None:
+        written = change.entry.last_modified.timestamp()
+        backup = replace(backup, event_time=written if change.meta is None else change.meta.event_time)
     backup_digest = None if backup.image is None else image_digest(backup.image)
     if table_digest == backup_digest:
         return IN_FLIGHT + "agreed when read again after the grace period"
@@ -300,6 +323,14 @@ def _recheck(store: ObjectStore, dynamodb: Any, options: VerifyOptions, differen
     if backup.event_time is not None and backup.event_time > now - options.grace:
         return IN_FLIGHT + "the backup's newest version is younger than the grace period"
     return _DRIFT_REASONS[difference.kind]
+
+
+def _tenant_of(options: VerifyOptions, object_key: str) -> str | None:
+    """The tenant segment of one of our object keys (None without multi-tenancy)."""
+    if options.tenant_column is None:
+        return None
+    relative = object_key[len(k.table_prefix(options.prefix, options.table)) :]
+    return relative.split("/", 1)[0] if "/" in relative else None
 
 
 def client_key(key: dict[str, Any]) -> dict[str, Any]:

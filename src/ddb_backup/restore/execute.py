@@ -27,19 +27,20 @@ from typing import Any
 
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, HintedError, UserError
-from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.locate import candidate_object_keys, find_object_keys
 from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
-from ddb_backup.restore.plan import PointInTime, range_scheme, scheme_ranges
+from ddb_backup.restore.plan import PointInTime, folder_ranges, table_folders
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
 from ddb_backup.restore.rejects import RejectsFile, default_rejects_path
+from ddb_backup.restore.resolve import REJECT, TAKE, Resolver
 from ddb_backup.restore.state import iter_states
 from ddb_backup.restore.target import Target, check_items_fit, image_key_problem, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, key_of
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import describe_table
-from ddb_backup.version_meta import FORMAT, epoch_to_iso
+from ddb_backup.version_meta import epoch_to_iso
 
 DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0
@@ -326,6 +327,7 @@ class _Restore:
         self._shown = 0.0
         self._dry_present: set[bytes] = set()
         self.key_types: Mapping[str, str] = {}  # the target's key attributes' types (S, N, B)
+        self.resolver: Resolver | None = None  # set once the key schema is known
 
     # -- the run -------------------------------------------------------------------------------
 
@@ -355,6 +357,7 @@ class _Restore:
         )
         self.summary.target_created = target.created
         self.key_types = target.key_types
+        self.resolver = Resolver(self.store, options.prefix, options.source, target.key_schema, keyless_as_reject=True)
         if not from_source:
             folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
             check_items_fit(self.store, folder, target)
@@ -377,23 +380,22 @@ class _Restore:
         options = self.options
         if options.keys:
             return self._key_ranges(schema), None
-        folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
+        folders = table_folders(self.store, options.prefix, options.source, options.tenant_segment)
         scheme = checkpoint.scheme if checkpoint is not None else options.scheme
-        if scheme is None:
-            scheme = range_scheme(self.store, folder, allow_whole=options.total_segments == 1)
-        ranges = segment_ranges(scheme_ranges(folder, scheme), options.segment, options.total_segments)
+        all_ranges, scheme = folder_ranges(self.store, folders, scheme, allow_whole=options.total_segments == 1)
+        ranges = segment_ranges(all_ranges, options.segment, options.total_segments)
         return ranges, scheme
 
     def _key_ranges(self, schema: k.KeySchema) -> list[KeyRange]:
-        """One range per ``--key``: just its object (under whichever naming the bucket uses)."""
-        ranges = []
-        for index, key_text in enumerate(self.options.keys):
+        """One range per object holding a ``--key`` (every name any writer gives it: ``aliases``)."""
+        ranges: list[KeyRange] = []
+        for key_text in self.options.keys:
             key = json.loads(key_text)
             candidates = candidate_object_keys(
                 self.options.prefix, self.options.source, key, tenant=self.options.tenant_segment, schema=schema
             )
-            object_key = find_object_key(self.store, candidates) or candidates[0]
-            ranges.append(KeyRange(index, object_key, None, object_key))
+            for object_key in find_object_keys(self.store, candidates) or candidates[:1]:
+                ranges.append(KeyRange(len(ranges), object_key, None, object_key))
         return ranges
 
     # -- dry run ----------------------------------------------------------------------------------
@@ -517,17 +519,17 @@ class _Restore:
             gets.close()
 
     def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
-        assert state.version is not None
+        assert state.version is not None and self.resolver is not None
         if self.stop.is_set():
             return
-        stored = self.store.get(state.object_key, state.version.version_id)
+        resolution = self.resolver.resolve(state, self.options.at, max_lag=self.options.max_lag)
         with self._lock:
             self.summary.image_reads += 1
-            self.summary.legacy = self.summary.legacy or FORMAT not in stored.metadata
-        try:
-            image = json.loads(stored.body)
-        except ValueError as err:
-            raise BackupError(f"version {state.version.version_id} of {state.object_key} is not JSON: {err}") from err
+            self.summary.legacy = self.summary.legacy or resolution.legacy
+        image = resolution.image
+        if resolution.kind not in (TAKE, REJECT) or image is None:
+            tracker.written(key_range)  # a stray object, or the item's state is held under another name
+            return
         problem = image_key_problem(image, writer.schema, self.key_types)
         if problem is not None:
             writer.reject(image, f"{state.object_key} {state.version.version_id}: {problem}")
@@ -572,6 +574,8 @@ class _Restore:
         summary, options = self.summary, self.options
         if summary.legacy:
             summary.warnings.append(LEGACY_WARNING)
+        if self.resolver is not None:
+            summary.warnings += self.resolver.skips.lines()
         if summary.items == 0 and summary.ranges_already_done == 0:
             summary.warnings.append("the backup holds no versions for this restore (check --bucket, --prefix, --table)")
         elif summary.puts == 0 and summary.earliest is not None and summary.earliest > options.at:

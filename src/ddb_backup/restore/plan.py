@@ -10,8 +10,9 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from urllib.parse import unquote
 
-from ddb_backup import keys as k
+from ddb_backup import aliases as al
 from ddb_backup.restore.ranges import KeyRange, key_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
@@ -85,7 +86,44 @@ def scheme_ranges(folder: str, scheme: str) -> list[KeyRange]:
     return key_ranges(folder, md5_names=scheme == MD5)
 
 
+def table_folders(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> list[str]:
+    """The folders holding a table's objects (or one tenant's, ``tenant`` being its escaped segment): ours,
+    always, then those of the original tool that hold anything (``aliases.table_folders``: a leading
+    ``/``; tenants unescaped). A folder inside another one listed is left out (listed once)."""
+    folders = []
+    for folder in al.table_folders(prefix, table):
+        if tenant is None:
+            folders.append(folder)
+        else:
+            folders += [folder + tenant + "/", folder + unquote(tenant) + "/"]
+    kept = [folders[0]] + [f for f in dict.fromkeys(folders[1:]) if f != folders[0] and _holds(store, f)]
+    return [f for f in kept if not any(f != other and f.startswith(other) for other in kept)]
+
+
+def _holds(store: ObjectStore, folder: str) -> bool:
+    return next(iter(store.list_versions(folder)), None) is not None
+
+
+def folder_ranges(
+    store: ObjectStore, folders: list[str], scheme: str | None = None, *, allow_whole: bool = True
+) -> tuple[list[KeyRange], str]:
+    """Key ranges over several folders, numbered in order; one cutting ``scheme`` for all (chosen from
+    the first folder that needs cutting when not given)."""
+    if scheme is None:
+        schemes = [range_scheme(store, folder, allow_whole=allow_whole) for folder in folders]
+        scheme = next((s for s in schemes if s != WHOLE), WHOLE)
+    ranges: list[KeyRange] = []
+    for folder in folders:
+        for key_range in scheme_ranges(folder, scheme):
+            ranges.append(KeyRange(len(ranges), key_range.prefix, key_range.start, key_range.end))
+    return ranges, scheme
+
+
 def table_ranges(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> list[KeyRange]:
-    """The key ranges of a table (or of one tenant's folder, ``tenant`` being its escaped segment)."""
-    folder = k.table_prefix(prefix, table, tenant)
-    return key_ranges(folder, md5_names=uses_md5_names(store, folder))
+    """The key ranges of a table (or of one tenant's folder, ``tenant`` being its escaped segment), over
+    every folder that holds its objects (``table_folders``)."""
+    ranges: list[KeyRange] = []
+    for folder in table_folders(store, prefix, table, tenant):
+        for key_range in key_ranges(folder, md5_names=uses_md5_names(store, folder)):
+            ranges.append(KeyRange(len(ranges), key_range.prefix, key_range.start, key_range.end))
+    return ranges

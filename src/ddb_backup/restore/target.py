@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.store import ObjectStore, StoreError
@@ -197,7 +198,7 @@ def _image_misfit(store: ObjectStore, object_key: str, version_id: str, target: 
         return _UNREADABLE
     problem = image_key_problem(image, target.key_schema, target.key_types)
     key = {name: image[name] for name in target.key_schema.attribute_names if name in image}
-    if problem is None and object_key.rsplit("/", 1)[-1] in _names_of(key, target.key_schema):
+    if problem is None and _named_by(object_key, key, target.key_schema):
         return None
     types = {name: next(iter(value)) for name, value in key.items() if isinstance(value, Mapping) and value}
     return (
@@ -205,6 +206,15 @@ def _image_misfit(store: ObjectStore, object_key: str, version_id: str, target: 
         f"item {object_key} is not named by that key ({problem or 'its name comes from other attributes'}; "
         f"it has {', '.join(f'{n} ({t})' for n, t in types.items()) or 'none of them'})"
     )
+
+
+def _named_by(object_key: str, key: Mapping[str, Any], schema: k.KeySchema) -> bool:
+    """The object's name is one a writer gives ``key``; the original tool's plain text may hold ``/``."""
+    try:
+        names = _names_of(key, schema) | set(aliases.item_names(key, schema))
+    except k.InvalidKeyError:
+        return False
+    return any(object_key.endswith("/" + name) for name in names)
 
 
 def _names_of(key: Mapping[str, Any], schema: k.KeySchema) -> set[str]:

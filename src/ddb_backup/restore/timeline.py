@@ -29,6 +29,8 @@ class ItemState:
     metadata_reads: int = 0
     legacy: bool = False  # decided by LastModified: a version or delete marker of the original tool
     earliest: float | None = None  # LastModified of the item's oldest version (epoch seconds)
+    decided_by: VersionEntry | None = None  # the change in effect at T (image, tombstone or marker)
+    decided_meta: VersionMeta | None = None  # its metadata, when it was read
 
     @property
     def present(self) -> bool:
@@ -41,11 +43,14 @@ class _Walk:
     chosen: VersionEntry | None = None
     reads: int = 0
     legacy: bool = False
+    decided_by: VersionEntry | None = None
+    decided_meta: VersionMeta | None = None
 
-    def take(self, entry: VersionEntry, *, legacy: bool = False) -> None:
+    def take(self, entry: VersionEntry, *, legacy: bool = False, meta: VersionMeta | None = None) -> None:
         present = not entry.is_delete_marker and entry.size > 0
         self.chosen = entry if present else None
         self.legacy = legacy
+        self.decided_by, self.decided_meta = entry, meta
 
 
 def state_at(
@@ -59,12 +64,12 @@ def state_at(
     walk = _Walk(at)
     surely_before = at - LAST_MODIFIED_RESOLUTION
     surely_after = at + max_lag
-    first_tombstone = _first_tombstone_time(versions)
-    for entry in versions:
+    halves = removal_halves(versions)
+    for index, entry in enumerate(versions):
         written = entry.last_modified.timestamp()
         if written > surely_after:
             break
-        if entry.is_delete_marker and first_tombstone is not None and written >= first_tombstone:
+        if index in halves:
             continue  # the second half of one of our removals: its tombstone already decided
         if written <= surely_before:
             walk.take(entry)
@@ -73,7 +78,9 @@ def state_at(
     if not versions:
         return ItemState("", None)
     earliest = versions[0].last_modified.timestamp()
-    return ItemState(versions[0].key, walk.chosen, walk.reads, walk.legacy, earliest)
+    return ItemState(
+        versions[0].key, walk.chosen, walk.reads, walk.legacy, earliest, walk.decided_by, walk.decided_meta
+    )
 
 
 def _uncertain(entry: VersionEntry, walk: _Walk, read_meta: ReadMeta) -> bool:
@@ -90,12 +97,28 @@ def _uncertain(entry: VersionEntry, walk: _Walk, read_meta: ReadMeta) -> bool:
     when = entry.last_modified.timestamp() if meta is None else meta.event_time
     if when > walk.at:
         return meta is not None and meta.event_name == FULL_BACKUP
-    walk.take(entry, legacy=meta is None)
+    walk.take(entry, legacy=meta is None, meta=meta)
     return True
 
 
-def _first_tombstone_time(versions: Sequence[VersionEntry]) -> float | None:
-    for entry in versions:
-        if not entry.is_delete_marker and entry.size == 0:
-            return entry.last_modified.timestamp()
-    return None
+def removal_halves(versions: Sequence[VersionEntry]) -> set[int]:
+    """Positions (in ``versions``, oldest first) of the delete markers that are the second half of one of
+    our removals: the nearest version before the marker is a tombstone, or a tombstone was written in the
+    same second as the marker (S3's second-resolution write times may list the pair either way round).
+
+    Every other delete marker is a delete of the original tool, effective at its ``LastModified``, even
+    after our tombstones: a rollback to the original tool deletes that way (docs/format.md, "Reading").
+    """
+    tombstone_seconds = {
+        int(entry.last_modified.timestamp()) for entry in versions if not entry.is_delete_marker and entry.size == 0
+    }
+    halves: set[int] = set()
+    previous: VersionEntry | None = None
+    for index, entry in enumerate(versions):
+        if not entry.is_delete_marker:
+            previous = entry
+            continue
+        after_tombstone = previous is not None and previous.size == 0
+        if after_tombstone or int(entry.last_modified.timestamp()) in tombstone_seconds:
+            halves.add(index)
+    return halves

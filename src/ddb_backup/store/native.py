@@ -23,6 +23,8 @@ Chosen by ``DDB_BACKUP_S3_CLIENT``: ``auto`` (default: native when awscrt is ins
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import io
 import os
 import threading
@@ -242,6 +244,9 @@ class NativeS3Store:
         if_none_match: bool = False,
     ) -> PutResult:
         headers = {"Content-Type": content_type, **{_META + name.lower(): value for name, value in metadata.items()}}
+        # S3 refuses an upload to a bucket with Object Lock default retention without an integrity
+        # checksum (S3 user guide, "Using S3 Object Lock"); boto3 sends one by default, so do we.
+        headers["Content-MD5"] = base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest()).decode("ascii")
         if if_match is not None:
             headers["If-Match"] = if_match
         if if_none_match:

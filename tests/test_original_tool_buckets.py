@@ -1,0 +1,418 @@
+"""Buckets written by the original Node.js tool, upgrades in place, rollbacks, shared buckets and stray
+objects (issue 13, issue 11 items 2 and 3): every reader gives the item's one history.
+
+Fixture buckets are written by ``original_tool.OriginalTool`` (keys, bodies, no metadata, delete
+markers, as issue 13 describes the original) and by our own ``Capture``, on the in-memory store.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from builders import put, remove
+from ddb_backup import keys as k
+from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.inspect.diff import DiffCounts, diff_table
+from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
+from ddb_backup.inspect.history import item_history, locate_items
+from ddb_backup.inspect.tables import summarize_bucket
+from ddb_backup.inspect.verify import VerifyOptions, verify_table
+from ddb_backup.restore.execute import RestoreOptions, restore
+from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.store.memory import MemoryStore
+from fake_dynamodb import FakeDynamoDB
+from inspect_support import Clock
+from original_tool import OriginalTool
+
+T0 = 1_764_000_000.0
+SCHEMA = k.KeySchema("userId", "createdAt")  # the hash key's name sorts after the range key's
+KEY_SCHEMA = [{"AttributeName": "userId", "KeyType": "HASH"}, {"AttributeName": "createdAt", "KeyType": "RANGE"}]
+ATTRIBUTES = [{"AttributeName": "userId", "AttributeType": "S"}, {"AttributeName": "createdAt", "AttributeType": "N"}]
+
+
+def key(user: str, n: int = 1) -> dict[str, Any]:
+    """In stream order: hash key first (the original tool hashes this order)."""
+    return {"userId": {"S": user}, "createdAt": {"N": str(n)}}
+
+
+def ours(store: MemoryStore, clock: Clock, records: list[dict[str, Any]], *, lag: float = 2.0, **settings: Any) -> None:
+    capture = Capture(store, CaptureSettings(workers=1, **settings), lambda table: SCHEMA)
+    for raw in records:
+        clock.now = raw["dynamodb"]["ApproximateCreationDateTime"] + lag
+        report = capture.process([raw])
+        assert not report.failures, report.errors
+
+
+def new_bucket() -> tuple[MemoryStore, Clock]:
+    clock = Clock(T0)
+    return MemoryStore(clock=clock), clock
+
+
+# -- readers ------------------------------------------------------------------------------------------
+
+
+def source_table() -> FakeDynamoDB:
+    dynamodb = FakeDynamoDB()
+    dynamodb.create_table(
+        TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+    )
+    return dynamodb
+
+
+def restored(store: MemoryStore, at: float, tmp_path: Path, **changes: Any) -> tuple[dict[str, Any], Any]:
+    """What a restore at ``at`` writes: {userId: image}, and the summary."""
+    dynamodb = source_table()
+    options = RestoreOptions(
+        bucket="bk", source="orders", target="copy", at=at, checkpoint=tmp_path / f"cp-{at}.json", workers=3
+    )
+    options = replace(options, **changes)
+    summary = restore(options, store, dynamodb, now=lambda: T0 + 10_000)
+    return {json.loads(i)["userId"]["S"]: image for i, image in dynamodb.dump(options.target).items()}, summary
+
+
+def exported(store: MemoryStore, at: float, tmp_path: Path, prefix: str = "") -> list[dict[str, Any]]:
+    root = tmp_path / f"export-{at}"
+    manifest = ExportManifest("orders", at, "none", source={"bucket": "bk", "prefix": prefix})
+    export_table(store, table_ranges(store, prefix, "orders"), PointInTime(at=at), DirDestination(root), manifest)
+    return read_export(root)
+
+
+def diffed(store: MemoryStore, start: float, end: float, prefix: str = "") -> tuple[dict[str, str], DiffCounts]:
+    counts = DiffCounts()
+    ranges = table_ranges(store, prefix, "orders")
+    changes = diff_table(store, ranges, start, end, counts, schema=SCHEMA, prefix=prefix, table="orders")
+    return {change.key["userId"]["S"]: change.kind for change in changes if change.key}, counts
+
+
+def history(
+    store: MemoryStore, item: dict[str, Any], prefix: str = "", tenant: str | None = None
+) -> list[tuple[str, Any]]:
+    entries = item_history(store, locate_items(store, prefix, "orders", item, schema=SCHEMA, tenant=tenant))
+    return [(entry.event, (entry.image or {}).get("v")) for entry in entries]
+
+
+def v(n: int) -> dict[str, Any]:
+    return {"v": {"N": str(n)}}
+
+
+# -- 1. no BackupPrefix: /orders/<md5> ----------------------------------------------------------------
+
+
+def original_without_prefix() -> MemoryStore:
+    store, clock = new_bucket()
+    tool = OriginalTool(store, clock=clock)
+    tool.process([put(key(u), v(1), at=T0) for u in ("u1", "u2", "u3")])
+    tool.process([remove(key("u3"), v(1), at=T0 + 100)])
+    return store
+
+
+def test_1_a_bucket_written_with_no_prefix_restores_with_an_empty_prefix_or_slash(tmp_path: Path) -> None:
+    # GIVEN the original tool with BackupPrefix unset: its keys start with "/"
+    store = original_without_prefix()
+    assert all(key.startswith("/orders/") for key in store._versions)
+    # WHEN restored with --prefix "" and with --prefix /
+    items, summary = restored(store, T0 + 50, tmp_path)
+    later, _ = restored(store, T0 + 200, tmp_path, prefix="/", target="copy")
+    # THEN every item present at T comes back, decided by LastModified (said so)
+    assert sorted(items) == ["u1", "u2", "u3"] and summary.legacy
+    assert sorted(later) == ["u1", "u2"]
+    assert items["u1"] == {**key("u1"), **v(1)}
+
+
+def test_1_every_reader_finds_the_no_prefix_bucket(tmp_path: Path) -> None:
+    store = original_without_prefix()
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 200, tmp_path)) == ["u1", "u2"]
+    assert diffed(store, T0 + 50, T0 + 200)[0] == {"u3": "removed"}
+    assert history(store, key("u3")) == [("insert", {"N": "1"}), ("remove", None)]
+    tables = {t.name: t for t in summarize_bucket(store, "")}
+    assert list(tables) == ["orders"] and tables["orders"].total.items == 3 and not tables["orders"].tenants
+
+
+# -- 2. plain-text names, unescaped, "/" and "%" in values --------------------------------------------
+
+
+def original_plain_text() -> MemoryStore:
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", plain_text=True, clock=clock)
+    tool.process([put(key("a/b", 1), v(1), at=T0), put(key("50%", 2), v(2), at=T0), put(key("c", 3), v(3), at=T0)])
+    tool.process([put(key("a/b", 1), v(4), first=False, at=T0 + 100)])
+    return store
+
+
+def test_2_plain_text_names_history_restore_key_and_tables(tmp_path: Path) -> None:
+    # GIVEN plain-text names by attribute NAME order: "1 | a/b" adds a folder level, "2 | 50%" is unescaped
+    store = original_plain_text()
+    assert "bk/orders/1 | a/b" in store._versions and "bk/orders/2 | 50%" in store._versions
+    # THEN history finds each item
+    assert history(store, key("a/b", 1), "bk") == [("insert", {"N": "1"}), ("modify", {"N": "4"})]
+    assert history(store, key("50%", 2), "bk") == [("insert", {"N": "2"})]
+    # AND restore --key puts it, a whole restore puts all three
+    one, _ = restored(store, T0 + 200, tmp_path, prefix="bk", keys=(k.key_json(key("a/b", 1)),))
+    assert one == {"a/b": {**key("a/b", 1), **v(4)}}
+    every, summary = restored(store, T0 + 50, tmp_path, prefix="bk", target="all")
+    assert sorted(every) == ["50%", "a/b", "c"] and every["a/b"]["v"] == {"N": "1"}
+    assert not summary.warnings or all("skipped" not in w for w in summary.warnings)
+    # AND tables shows no made-up tenant (the "1 " folder is part of a name)
+    (table,) = summarize_bucket(store, "bk")
+    assert table.tenants == {} and table.total.items == 3
+
+
+def test_2_plain_text_export_diff(tmp_path: Path) -> None:
+    store = original_plain_text()
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 200, tmp_path, "bk")) == ["50%", "a/b", "c"]
+    assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"a/b": "changed"}
+
+
+# -- 3. upgrade in place ------------------------------------------------------------------------------
+
+
+def upgraded(prefix: str | None = None, *, plain_text: bool = False) -> MemoryStore:
+    """The original tool writes u1 and u2 (T0, T0+10); ddb-backup continues in the same bucket and prefix:
+    u1 modified at T0+100 and removed at T0+200; u2 removed at T0+200."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix=prefix, plain_text=plain_text, clock=clock)
+    tool.process([put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)])
+    tool.process([put(key("u1"), v(2), first=False, at=T0 + 10)])
+    ours_prefix = prefix or ""
+    ours(store, clock, [put(key("u1"), v(3), first=False, at=T0 + 100)], prefix=ours_prefix, plain_text=plain_text)
+    ours(
+        store,
+        clock,
+        [remove(key("u1"), v(3), at=T0 + 200), remove(key("u2"), v(1), at=T0 + 200)],
+        prefix=ours_prefix,
+        plain_text=plain_text,
+    )
+    return store
+
+
+@pytest.mark.parametrize(("prefix", "plain_text"), [(None, False), ("bk", False), ("bk", True)])
+def test_3_upgrade_in_place_restore_sees_one_history(tmp_path: Path, prefix: str | None, plain_text: bool) -> None:
+    store = upgraded(prefix, plain_text=plain_text)
+    where = prefix or ""
+    # THEN before the upgrade: the original's latest image; after our change: ours; after our removal: gone
+    assert restored(store, T0 + 50, tmp_path, prefix=where)[0]["u1"]["v"] == {"N": "2"}
+    assert restored(store, T0 + 150, tmp_path, prefix=where, target="b")[0]["u1"]["v"] == {"N": "3"}
+    after, _ = restored(store, T0 + 300, tmp_path, prefix=where, target="c")
+    assert after == {}
+    assert exported(store, T0 + 300, tmp_path, where) == []
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 150, tmp_path, where)) == ["u1", "u2"]
+
+
+def test_3_upgrade_in_place_history_and_diff() -> None:
+    store = upgraded()
+    assert history(store, key("u1")) == [
+        ("insert", {"N": "1"}),
+        ("modify", {"N": "2"}),
+        ("modify", {"N": "3"}),
+        ("remove", None),
+    ]
+    changes, counts = diffed(store, T0 + 50, T0 + 150)
+    assert changes == {"u1": "changed"} and counts.unchanged == 1
+    assert diffed(store, T0 + 150, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
+    assert diffed(store, T0 + 50, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
+
+
+def test_3_upgrade_in_place_verify_is_in_sync() -> None:
+    # GIVEN an upgraded bucket where u1 was modified by ddb-backup (still present) and the live table
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)])
+    ours(store, clock, [put(key("u1"), v(3), first=False, at=T0 + 100), remove(key("u2"), v(1), at=T0 + 100)])
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        )
+        ddb.put_item(TableName="orders", Item={**key("u1"), **v(3)})
+        options = VerifyOptions(prefix="", table="orders", schema=SCHEMA, grace=0.0)
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 1000, sleep=lambda s: None)
+    # THEN in sync: one item, no drift
+    assert report.in_sync, report.as_dict()
+    assert (report.backup_items, report.matching) == (1, 1)
+
+
+# -- 4. rollback ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("user_key", ["userId", "id"])
+def test_4_rollback_the_originals_later_delete_is_seen(tmp_path: Path, user_key: str) -> None:
+    # GIVEN ddb-backup removed the item; then the original tool re-created it and deleted it again
+    store, clock = new_bucket()
+    schema = SCHEMA if user_key == "userId" else k.KeySchema("id")
+    item = key("u1") if user_key == "userId" else {"id": {"S": "u1"}}
+    capture = Capture(store, CaptureSettings(prefix="bk", workers=1), lambda table: schema)
+    for raw in [put(item, v(1), at=T0), remove(item, v(1), at=T0 + 100)]:
+        clock.now = raw["dynamodb"]["ApproximateCreationDateTime"] + 1
+        assert not capture.process([raw]).failures
+    tool = OriginalTool(store, prefix="bk", clock=clock)
+    tool.process([put(item, v(5), at=T0 + 200), remove(item, v(5), at=T0 + 300)])
+    # THEN present between the original's re-creation and its delete, absent after it
+    from ddb_backup.restore.resolve import resolver_for
+    from ddb_backup.restore.state import iter_states
+
+    def present(at: float) -> list[Any]:
+        resolver = resolver_for(store, "bk", "orders", schema)
+        states = [s for _, s in iter_states(store, table_ranges(store, "bk", "orders"), PointInTime(at)) if s]
+        taken = [resolver.resolve(s, at) for s in states if s.present]
+        return [r.image["v"] for r in taken if r.image is not None and r.kind == "take"]
+
+    assert present(T0 + 50) == [{"N": "1"}]
+    assert present(T0 + 150) == []
+    assert present(T0 + 250) == [{"N": "5"}]
+    assert present(T0 + 400) == []
+    events = [e.event for e in item_history(store, locate_items(store, "bk", "orders", item, schema=schema))]
+    assert events == ["insert", "remove", "insert", "remove"]
+
+
+def test_4_rollback_restore_and_diff(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), remove(key("u1"), v(1), at=T0 + 100)])
+    OriginalTool(store, clock=clock, prefix="").process([put(key("u1"), v(5), at=T0 + 200)])
+    OriginalTool(store, clock=clock, prefix="").process([remove(key("u1"), v(5), at=T0 + 300)])
+    assert restored(store, T0 + 250, tmp_path)[0]["u1"]["v"] == {"N": "5"}
+    assert restored(store, T0 + 400, tmp_path, target="later")[0] == {}
+    assert diffed(store, T0 + 150, T0 + 250)[0] == {"u1": "added"}
+    assert diffed(store, T0 + 250, T0 + 400)[0] == {"u1": "removed"}
+
+
+# -- 5. a tenant changed under the original tool -------------------------------------------------------
+
+
+def tenant_moved() -> MemoryStore:
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tenant_a, tenant_b = {"tenant": {"S": "acme/eu"}}, {"tenant": {"S": "beta"}}
+    tool.process([put(key("u1"), {**tenant_a, **v(1)}, at=T0), put(key("u2"), {**tenant_b, **v(1)}, at=T0)])
+    moved = put(key("u1"), {**tenant_b, **v(2)}, first=False, at=T0 + 100)
+    moved["dynamodb"]["OldImage"] = {**key("u1"), **tenant_a, **v(1)}
+    tool.process([moved])
+    return store
+
+
+def test_5_the_old_tenant_folder_never_wins(tmp_path: Path) -> None:
+    store = tenant_moved()
+    assert "bk/orders/acme/eu/" + OriginalTool(store).name(key("u1")) in store._versions  # stale, still current
+    for workers in (1, 2, 3, 8):
+        items, _ = restored(store, T0 + 200, tmp_path, prefix="bk", workers=workers, target=f"t{workers}")
+        assert items["u1"]["tenant"] == {"S": "beta"} and items["u1"]["v"] == {"N": "2"}
+    before, _ = restored(store, T0 + 50, tmp_path, prefix="bk", target="before")
+    assert before["u1"]["tenant"] == {"S": "acme/eu"}
+    assert [i["v"] for i in exported(store, T0 + 200, tmp_path, "bk") if i["userId"]["S"] == "u1"] == [{"N": "2"}]
+
+
+def test_5_diff_finds_the_old_tenant_folder() -> None:
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(key("u1"), {"tenant": {"S": "acme"}, **v(1)}, at=T0)])
+    moved = put(key("u1"), {"tenant": {"S": "beta"}, **v(2)}, first=False, at=T0 + 100)
+    tool.process([moved])
+    assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"u1": "changed"}
+
+
+# -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
+
+
+def shared_bucket() -> MemoryStore:
+    """Stack A: no prefix, table orders. Stack B: prefix "orders", table customers (orders/customers/<md5>)."""
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)])
+    records = [put(key(f"c{n}"), v(9), at=T0) for n in range(3)]
+    for raw in records:
+        raw["eventSourceARN"] = raw["eventSourceARN"].replace("table/orders", "table/customers")
+    ours(store, clock, records, prefix="orders")
+    return store
+
+
+def test_11_2_a_shared_bucket_does_not_mix_stacks(tmp_path: Path) -> None:
+    store = shared_bucket()
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2"]
+    assert any(w.startswith("skipped 3 objects: a name no writer of this table") for w in summary.warnings)
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1", "u2"]
+    changes, counts = diffed(store, T0 - 50, T0 + 50)
+    assert changes == {"u1": "added", "u2": "added"} and counts.skipped == 3
+
+
+# -- issue 11.3: stray objects -------------------------------------------------------------------------
+
+
+def test_11_3_stray_objects_are_skipped_and_reported_never_a_crash(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0)])
+    store.put("orders/list.json", b"[1, 2]", {})
+    store.put("orders/object.json", b'{"a": 1}', {})
+    store.put("orders/notes.txt", b"hello", {})
+    store.put("orders/no-key", json.dumps({"other": {"S": "x"}}).encode(), {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"]
+    skipped = "\n".join(w for w in summary.warnings if w.startswith("skipped"))
+    assert "not JSON" in skipped and "a JSON list" in skipped and "typed DynamoDB values" in skipped
+    assert summary.rejected == 1  # an image without the key attributes goes to the rejects file (issue 11.5)
+    # AND a resumed restore (the checkpoint of a run that stopped) gets past them too
+    assert sorted(exported(store, T0 + 50, tmp_path)[0]["userId"].values()) == ["u1"]
+    assert history(store, key("u1")) == [("insert", {"N": "1"})]
+
+
+# -- every reader on every fixture bucket ---------------------------------------------------------------
+
+
+def rollback_bucket() -> MemoryStore:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)], prefix="bk")
+    ours(store, clock, [remove(key("u1"), v(1), at=T0 + 100)], prefix="bk")
+    OriginalTool(store, prefix="bk", clock=clock).process([put(key("u1"), v(5), at=T0 + 200)])
+    return store
+
+
+FIXTURES = {
+    # name: (bucket, prefix, the state at T0 + 500 as {userId: v})
+    "no prefix": (original_without_prefix, "", {"u1": "1", "u2": "1"}),
+    "plain text with / and %": (original_plain_text, "bk", {"a/b": "4", "50%": "2", "c": "3"}),
+    "upgrade in place (md5)": (lambda: upgraded(None), "", {}),
+    "upgrade in place (plain text)": (lambda: upgraded("bk", plain_text=True), "bk", {}),
+    "tenants": (tenant_moved, "bk", {"u1": "2", "u2": "1"}),
+    "rollback": (rollback_bucket, "bk", {"u1": "5", "u2": "1"}),
+    "shared bucket": (shared_bucket, "", {"u1": "1", "u2": "1"}),
+}
+
+
+@pytest.mark.parametrize("fixture", list(FIXTURES))
+def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: Path) -> None:
+    build, prefix, expected = FIXTURES[fixture]
+    store = build()
+    at = T0 + 500
+    # restore and export
+    items, _ = restored(store, at, tmp_path, prefix=prefix)
+    assert {u: image["v"]["N"] for u, image in items.items()} == expected
+    assert {i["userId"]["S"]: i["v"]["N"] for i in exported(store, at, tmp_path, prefix)} == expected
+    # diff from before anything to now: every present item added, nothing else
+    changes, _ = diffed(store, T0 - 100, at, prefix)
+    assert changes == dict.fromkeys(expected, "added")
+    # history: the newest change of each present item is its image at T
+    for user, value in expected.items():
+        item = items[user]
+        tenant = item["tenant"]["S"] if "tenant" in item else None  # history --tenant: the item's folder now
+        item_key = k.canonical_key({n: item[n] for n in ("userId", "createdAt")})
+        assert history(store, item_key, prefix, tenant)[-1][1] == {"N": value}
+    # tables: the table, no made-up tenants (only the tenants fixture has tenants)
+    (table,) = [t for t in summarize_bucket(store, prefix) if t.name == "orders"]
+    assert set(table.tenants) == ({"acme/eu", "beta"} if fixture == "tenants" else set())  # the raw tenant
+    # verify: a live table holding exactly the state is in sync
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        )
+        for image in items.values():
+            ddb.put_item(TableName="orders", Item=image)
+        tenant_column = "tenant" if fixture == "tenants" else None
+        options = VerifyOptions(prefix=prefix, table="orders", schema=SCHEMA, grace=0.0, tenant_column=tenant_column)
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 10_000, sleep=lambda s: None)
+    assert report.in_sync, report.as_dict()
+    assert report.matching == len(expected)
