@@ -83,7 +83,7 @@ class Fake:
         history = self.synthetic.history
         wrong = 0
         for item in self.rows.get(table, {}).values():
-            number = int(item["pk"]["S"].removeprefix("item-"))
+            number = history.item_of(history.prefix + item["pk"]["S"])
             times = history.event_times(number)
             expected = max(version for version in range(history.versions) if times[version] <= history.at)
             wrong += item.get("v") != {"N": str(expected)}
