@@ -219,3 +219,24 @@ def test_an_unreachable_endpoint_is_a_connection_error(command: list[str]) -> No
 def test_an_invalid_bucket_name_is_a_user_error(bucket: Any) -> None:
     result = invoke("tables", "--bucket", "Bad_Bucket!")
     assert result.exit_code == 2 and "not a valid S3 bucket name" in result.output
+
+
+# -- 14.8: no silent phases; labelled counts -------------------------------------------------------------
+
+
+def test_verify_export_and_restore_show_labelled_progress(bucket: Any, tmp_path: Path) -> None:
+    common = ["--bucket", BUCKET, "--prefix", "prod", "--table", "orders"]
+    exported = invoke("export", *common, "--at", "-1s", "--to", str(tmp_path / "export"))
+    assert "export orders: 3 items written" in exported.stderr, exported.output
+    verified = invoke("verify", *common, "--grace", "0s")
+    assert "verify orders: 0 table items scanned" in verified.stderr, verified.output
+    restored = invoke("restore", *common, "--at", "-1s", "--to-table", "copy", "--checkpoint", str(tmp_path / "c"))
+    assert "restore: 3 items put, 3 looked at" in restored.stderr, restored.output
+
+
+def test_shell_completion_as_the_readme_documents_it() -> None:
+    script = CliRunner().invoke(cli, [], prog_name="ddb-backup", env={"_DDB_BACKUP_COMPLETE": "bash_source"})
+    assert script.exit_code == 0 and "_ddb_backup_completion" in script.output
+    words = {"COMP_WORDS": "ddb-backup res", "COMP_CWORD": "1", "_DDB_BACKUP_COMPLETE": "bash_complete"}
+    completed = CliRunner().invoke(cli, [], prog_name="ddb-backup", env=words)
+    assert "restore" in completed.output
