@@ -259,3 +259,11 @@ def test_tables_without_a_prefix_does_not_present_a_prefix_as_a_table(bucket: An
     shown = json.loads(result.stdout)
     assert shown["tables"] == [] and shown["prefixes"] == ["prod"]
     assert "'prod' is a prefix, not a table: `ddb-backup tables --prefix prod`" in result.stderr
+
+
+def test_diff_at_times_before_the_first_backup_says_so(bucket: Any) -> None:
+    common = ["diff", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders"]
+    before = invoke(*common, "--from", str(int(AT - 7200)), "--to", str(int(AT - 3600)))
+    assert before.exit_code == 5 and "before its first write" in before.output, before.output
+    spanning = invoke(*common, "--from", str(int(AT - 3600)), "--to", "-0s")
+    assert spanning.exit_code == 0 and "3 added" in spanning.output, spanning.output
