@@ -4,7 +4,7 @@ Enough of AWS's rules for our policies (IAM user guide, "Policy evaluation logic
 wins, else some Allow must match, else the request is denied. ``Action`` and ``Resource`` match with
 ``*`` (any characters, ``/`` included) and ``?`` (one character), actions case-insensitively; the
 condition operators our templates use are evaluated against the request's context keys, a missing key
-failing the condition (its negated operators, ``...Not...``, then hold, as in AWS).
+failing the condition (its negated operators, ``...Not...``, and ``...IfExists`` then hold, as in AWS).
 """
 
 from __future__ import annotations
@@ -32,6 +32,8 @@ class Request:
 
 
 def _operator_holds(operator: str, expected: Any, actual: str | None) -> bool:
+    if operator.endswith("IfExists"):
+        return actual is None or _operator_holds(operator.removesuffix("IfExists"), expected, actual)
     negated = "Not" in operator
     if actual is None:
         return negated

@@ -422,6 +422,10 @@ def test_the_operator_role_keeps_its_tables_schema_and_checkpoint_and_nothing_el
         root: False,
         f"{root}~ddb-backup/": False,
     }
+    for listed, expected in list_in.items():  # ListObjectsV2 alike
+        request = s3_request("s3:ListBucket", bucket, owner=owner, **{"s3:prefix": listed})
+        assert allowed(statements, request) == expected, listed
+    assert allowed(statements, s3_request("s3:ListBucket", bucket, owner=owner)), "HeadBucket names no prefix"
     assert allowed(statements, Request("dynamodb:Scan", TABLE_ARN))
     assert allowed(statements, Request("dynamodb:GetRecords", f"{TABLE_ARN}/stream/2026-12-01T00:00:00.000"))
     assert not allowed(statements, Request("dynamodb:Scan", TABLE_ARN.replace("orders", "customers")))

@@ -54,14 +54,14 @@ class HistoryEntry:
     delete_marker: str | None = None  # the version id of the delete marker folded into a removal
     image: dict[str, Any] | None = None
     object_key: str = ""  # the name that holds this version
+    change_order: tuple[float, int, str, int] | None = None  # VersionMeta.order; None: the original tool's
 
     @property
-    def order(self) -> tuple[float, int, int, float, str, str]:
-        """The format's order of changes (event time, a stream change after a scan image of the same
-        moment, sequence number), then write time, name and version id for a deterministic order."""
-        rank = 0 if self.event == EVENT_NAMES[vm.FULL_BACKUP] else 1
-        sequence = int(self.sequence_number or 0)
-        return (self.event_time, rank, sequence, self.written, self.object_key, self.version_id)
+    def order(self) -> tuple[float, int, str, int, float, str, str]:
+        """The format's order of changes (``VersionMeta.order``; the original tool's at ``LastModified``),
+        then write time, name and version id, only to make the merged order deterministic."""
+        change = self.change_order or (self.written, 1, "", 0)
+        return (*change, self.written, self.object_key, self.version_id)
 
     @property
     def lag(self) -> float:
@@ -187,6 +187,7 @@ def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | N
         event_id=meta.event_id,
         writer=meta.writer,
         removed_by=meta.removed_by,
+        change_order=meta.order,
         **common,
     )
 

@@ -39,7 +39,7 @@ from ddb_backup.restore.plan import metadata_reader
 from ddb_backup.restore.timeline import ItemState, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, VersionEntry
 from ddb_backup.table_schema import load_schema
-from ddb_backup.version_meta import FULL_BACKUP, MetadataError, VersionMeta
+from ddb_backup.version_meta import MetadataError, VersionMeta
 
 _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50
@@ -93,6 +93,15 @@ class Skips:
 
     def as_dict(self) -> dict[str, Any]:
         return {reason: {"objects": n, "examples": self.examples[reason]} for reason, n in self.counts.items()}
+
+
+def skipped_lines(skipped: Mapping[str, Any]) -> list[str]:
+    """``Skips.as_dict()`` (as reports carry it) as the lines ``Skips.lines`` prints."""
+    return [
+        f"skipped {info['objects']} object{'s' if info['objects'] != 1 else ''}: {reason} "
+        f"(e.g. {', '.join(info['examples'])})"
+        for reason, info in sorted(skipped.items(), key=lambda item: -item[1]["objects"])
+    ]
 
 
 def parse_image(body: bytes) -> tuple[dict[str, Any] | None, str]:
@@ -391,16 +400,12 @@ class Change:
         return not self.entry.is_delete_marker and self.entry.size > 0
 
     @property
-    def order(self) -> tuple[float, int, int, float, str, str]:
-        """(event time — ``LastModified`` for the original tool's versions and delete markers —, a stream
-        change after a scan image of the same moment, sequence number, write time, name, version id):
-        the last three only make the choice deterministic."""
+    def order(self) -> tuple[float, int, str, int, float, str, str]:
+        """``VersionMeta.order`` (the format's order of changes; a version or delete marker of the original
+        tool at its ``LastModified``), then write time, name and version id: only to be deterministic."""
         written = self.entry.last_modified.timestamp()
-        if self.meta is None:
-            return (written, 1, 0, written, self.object_key, self.entry.version_id)
-        rank = 0 if self.meta.event_name == FULL_BACKUP else 1
-        sequence = int(self.meta.sequence_number or 0)
-        return (self.meta.event_time, rank, sequence, written, self.object_key, self.entry.version_id)
+        change = (written, 1, "", 0) if self.meta is None else self.meta.order
+        return (*change, written, self.object_key, self.entry.version_id)
 
 
 def _exact_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
