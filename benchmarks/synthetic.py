@@ -56,8 +56,14 @@ class History:
     def step(self) -> int:
         return NAME_SPACE // max(1, self.items)
 
+    def key_value(self, item: int) -> str:
+        """The item's key (``pk``, a string): 32 hex digits that grow with ``item``."""
+        return f"{item * self.step:032x}"
+
     def name(self, item: int) -> str:
-        return f"{self.prefix}{item * self.step:032x}"
+        """The item's object name: its plain-text name (the key value itself), which reads like an MD5 name,
+        so the bucket lists in item order and a restore cuts it into the 256 ranges of MD5 names."""
+        return f"{self.prefix}{self.key_value(item)}"
 
     def item_of(self, key: str) -> int:
         return int(key[len(self.prefix) :], 16) // self.step
@@ -153,7 +159,7 @@ class SyntheticStore:
             event_time=history.event_times(item)[version],
             sequence_number=str(item * 100 + version + 1),
             event_id=f"ev-{item}-{version}",
-            key={"pk": {"S": f"item-{item}"}},
+            key={"pk": {"S": history.key_value(item)}},
         )
         return StoredObject(
             key=history.name(item),
@@ -183,7 +189,7 @@ class SyntheticStore:
 
     def image(self, item: int, version: int) -> bytes:
         filler = "x" * max(0, self.history.body_bytes - 60)
-        image = {"pk": {"S": f"item-{item}"}, "v": {"N": str(version)}, "data": {"S": filler}}
+        image = {"pk": {"S": self.history.key_value(item)}, "v": {"N": str(version)}, "data": {"S": filler}}
         return json.dumps(image, separators=(",", ":")).encode("utf-8")
 
     def _first_after(self, bound: str, inclusive: bool) -> int:

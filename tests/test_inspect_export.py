@@ -145,7 +145,7 @@ def test_export_command_writes_to_s3() -> None:
     result = CliRunner().invoke(cli, [*args, "--compress", "zstd", "--json"])
     # THEN three items in one file, a manifest, and the import call
     assert result.exit_code == 0, result.output
-    data = json.loads(result.output)
+    data = json.loads(result.stdout)  # progress goes to stderr
     assert data["item_count"] == 3 and data["input_compression_type"] == "ZSTD"
     assert "S3KeyPrefix=x/data/" in data["import_command"]
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket="exports")["Contents"]]

@@ -11,6 +11,7 @@ against a target slow to acknowledge. The table must equal the model's state at 
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 import threading
@@ -285,6 +286,15 @@ def restore_at(store: MemoryStore, dynamodb: Interrupting, at: float, target: st
     assert not options.checkpoint_path.exists()
 
 
+def add_stray_objects(store: MemoryStore) -> None:
+    """Objects in the table's folder that are not its items (issue 11.3, 11.2): skipped, never a crash."""
+    store.put(f"{TABLE}/stray-list", b"[1, 2]", {})
+    store.put(f"{TABLE}/stray-text", b"not json", {})
+    store.put(f"{TABLE}/stray-object", b'{"a": 1}', {})
+    other = {"pk": {"S": "a"}, "v": {"N": "-7"}}  # another stack's item under prefix TABLE, table "other"
+    store.put(f"{TABLE}/other/{k.md5_object_name({'pk': other['pk']})}", json.dumps(other).encode(), {})
+
+
 def times_to_try(model: Model, clock: Clock) -> list[float]:
     events = sorted({change[0] for changes in model.changes.values() for change in changes})
     return [BASE - 1, *events, *(e + 0.5 for e in events), *(e - 1 for e in events), clock.now, clock.now + 1]
@@ -297,6 +307,7 @@ def check(
     store = FailingStore(clock, plan.failures)
     deliver(records, store, clock, plan)
     store.fail = set()
+    add_stray_objects(store)
     candidates = times_to_try(model, clock)
     dynamodb = Interrupting(client)
     source_table(dynamodb)

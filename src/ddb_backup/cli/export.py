@@ -7,17 +7,19 @@ import click
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
+from ddb_backup.cli.progress import progress
+from ddb_backup.import_call import import_call
 from ddb_backup.inspect.export import (
     COMPRESSIONS,
     DEFAULT_ITEMS_PER_FILE,
     ExportManifest,
     ExportSettings,
     export_table,
-    import_command,
     parse_destination,
 )
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import skipped_lines
+from ddb_backup.table_schema import load_schema
 from ddb_backup.timeparse import FORMS, parse_time
 from ddb_backup.version_meta import epoch_to_iso
 
@@ -63,22 +65,42 @@ def export(
     at = parse_time(at_text)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
+    schema = load_schema(store, prefix, table) or describe_table(aws, table)
+    s3_target = target if target.startswith("s3://") else UPLOAD_PLACEHOLDER
+    call = import_call(s3_target, COMPRESSIONS[compress][1], schema)
     manifest = ExportManifest(table, at, compress, source={"bucket": bucket, "prefix": prefix})
+    manifest.import_table = call.request
     settings = ExportSettings(compression=compress, items_per_file=items_per_file)
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
-    export_table(store, ranges, PointInTime(at=at), destination, manifest, settings)
-    s3_target = target if target.startswith("s3://") else UPLOAD_PLACEHOLDER
-    command = import_command(s3_target, compress, describe_table(aws, table))
-    if as_json:
-        echo_json({**manifest.as_dict(), "manifest": destination.describe("manifest.json"), "import_command": command})
+    with progress(f"export {table}") as update:
+        export_table(
+            store,
+            ranges,
+            PointInTime(at=at),
+            destination,
+            manifest,
+            settings,
+            on_progress=lambda written: update(written, None, "items written"),
+        )
+    if as_json:  # the warnings are in the JSON
+        echo_json(
+            {
+                **manifest.as_dict(),
+                "manifest": destination.describe("manifest.json"),
+                "import_command": call.command,
+                "warnings": call.warnings,
+            }
+        )
         return
     click.echo(
-        f"exported {manifest.item_count} items of {table} at {epoch_to_iso(at)} in {len(manifest.parts)} files "
-        f"to {destination.describe('')}"
+        f"exported {manifest.item_count} items of {table} at TIME {epoch_to_iso(at)} in {len(manifest.parts)} "
+        f"files to {destination.describe('')}"
     )
     if manifest.legacy_items:
         click.echo(f"note: {manifest.legacy_items} items were decided by S3 write time (the original tool's versions)")
+    for warning in call.warnings:
+        click.echo(f"warning: {warning}", err=True)
     where = "" if target.startswith("s3://") else f" (upload {target} to {UPLOAD_PLACEHOLDER} first)"
-    click.echo(f"import it into a new table{where}:\n  {command}")
+    click.echo(f"import it into a new table{where}:\n  {call.command}")
     for line in skipped_lines(manifest.skipped):
         click.echo(f"warning: {line}", err=True)

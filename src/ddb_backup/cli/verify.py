@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
+from typing import Any
+
 import click
 
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
+from ddb_backup.cli.progress import Update, progress
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.verify import (
     DEFAULT_SEGMENTS,
@@ -96,7 +100,8 @@ def verify(
         read_rate=read_rate,
         grace=grace_seconds,
     )
-    report = verify_table(store, aws.client("dynamodb"), options)
+    with progress(f"verify {table}") as update:
+        report = verify_table(store, CountingScans(aws.client("dynamodb"), update), options)
     if as_json:
         echo_json(report.as_dict())
     else:
@@ -104,6 +109,24 @@ def verify(
     if not report.in_sync:
         click.echo(f"drift: the backup does not match the table (Try: {DRIFT_HINT})", err=True)
         click.get_current_context().exit(1)
+
+
+class CountingScans:
+    """The DynamoDB client, its Scan pages counted into the progress line (the library stays quiet)."""
+
+    def __init__(self, client: Any, update: Update) -> None:
+        self.client, self.update, self.items = client, update, 0
+        self._lock = threading.Lock()
+
+    def scan(self, **args: Any) -> Any:
+        page = self.client.scan(**args)
+        with self._lock:
+            self.items += len(page.get("Items", []))
+            self.update(self.items, None, "table items scanned")
+        return page
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)
 
 
 def _print(report: VerifyReport) -> None:

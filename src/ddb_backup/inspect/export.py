@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from ddb_backup.errors import UserError
+from ddb_backup.import_call import import_call
 from ddb_backup.inspect.images import map_bounded
 from ddb_backup.restore.plan import PointInTime
 from ddb_backup.restore.ranges import KeyRange
@@ -216,6 +217,7 @@ class ExportManifest:
     legacy_items: int = 0
     source: dict[str, str] = field(default_factory=dict)
     skipped: dict[str, Any] = field(default_factory=dict)  # objects that are not this table's items, by reason
+    import_table: dict[str, Any] | None = None  # the ImportTable request (``import_call``)
 
     @property
     def item_count(self) -> int:
@@ -237,6 +239,7 @@ class ExportManifest:
             "skipped": self.skipped,
             "files": [part.as_dict() for part in self.parts],
             "created_at": epoch_to_iso(round(time.time())),
+            "import_table": self.import_table,
         }
 
 
@@ -284,10 +287,12 @@ def export_table(
     manifest: ExportManifest,
     settings: ExportSettings | None = None,
     resolver: Resolver | None = None,
+    on_progress: Callable[[int], None] | None = None,
 ) -> ExportManifest:
     """Write every item present at ``when`` to ``destination``; the manifest goes last. Each present
     object is read and resolved (``restore.resolve``): stray objects are skipped and counted in the
-    manifest, an item held under several names is written once."""
+    manifest, an item held under several names is written once. ``on_progress(items written so far)``
+    after each item (the caller throttles what it shows)."""
     settings = settings or ExportSettings(compression=manifest.compression)
     if settings.compression not in COMPRESSIONS:
         raise UserError(f"unknown compression {settings.compression!r}", f"use one of {', '.join(COMPRESSIONS)}")
@@ -302,10 +307,14 @@ def export_table(
     def read(state: ItemState) -> Resolution:
         return resolver.resolve(state, when.at, max_lag=when.max_lag)
 
+    written = 0
     for state, resolution in map_bounded(read, present, workers=settings.read_workers):
         if resolution.kind == TAKE and resolution.image is not None:
             parts.write(item_line(resolution.image))
             manifest.legacy_items += state.legacy or resolution.legacy
+            written += 1
+            if on_progress is not None:
+                on_progress(written)
     parts.finish()
     manifest.skipped = resolver.skips.as_dict()
     destination.write_text(MANIFEST, json.dumps(manifest.as_dict(), indent=2) + "\n")
@@ -328,32 +337,5 @@ def read_export(root: Path) -> list[dict[str, Any]]:
 
 
 def import_command(destination: str, compression: str, table: dict[str, Any] | None) -> str:
-    """The ``aws dynamodb import-table`` call that loads the export into a new table."""
-    bucket, _, prefix = destination.removeprefix("s3://").partition("/")
-    prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
-    creation = table_creation_parameters(table)
-    return (
-        "aws dynamodb import-table "
-        f"--s3-bucket-source S3Bucket={bucket},S3KeyPrefix={prefix}{DATA} "
-        "--input-format DYNAMODB_JSON "
-        f"--input-compression-type {COMPRESSIONS[compression][1]} "
-        f"--table-creation-parameters '{json.dumps(creation, separators=(',', ':'))}'"
-    )
-
-
-def table_creation_parameters(table: dict[str, Any] | None) -> dict[str, Any]:
-    """From a DescribeTable ``Table`` (or placeholders to fill in when the table is not reachable)."""
-    if table is None:
-        return {
-            "TableName": "NEW_TABLE",
-            "KeySchema": [{"AttributeName": "HASH_KEY", "KeyType": "HASH"}],
-            "AttributeDefinitions": [{"AttributeName": "HASH_KEY", "AttributeType": "S"}],
-            "BillingMode": "PAY_PER_REQUEST",
-        }
-    names = {element["AttributeName"] for element in table["KeySchema"]}
-    return {
-        "TableName": table["TableName"] + "-restored",
-        "KeySchema": table["KeySchema"],
-        "AttributeDefinitions": [d for d in table["AttributeDefinitions"] if d["AttributeName"] in names],
-        "BillingMode": "PAY_PER_REQUEST",
-    }
+    """The ``aws dynamodb import-table`` call that loads the export into a new table (``import_call``)."""
+    return import_call(destination, COMPRESSIONS[compression][1], table).command
