@@ -56,7 +56,8 @@ def test_synthetic_head_answers_the_metadata_capture_would_have_written() -> Non
     row = next(iter(store.list_versions(HISTORY.name(7))))
     meta = VersionMeta.from_s3(store.head(row.key, row.version_id).metadata)
     assert meta is not None and meta.event_time == HISTORY.event_times(7)[-1]
-    assert store.get(row.key, row.version_id).body.startswith(b'{"pk":{"S":"item-7"}')
+    pk = HISTORY.name(7)[len(HISTORY.prefix) :]  # the name is the item's plain-text name
+    assert store.get(row.key, row.version_id).body.startswith(b'{"pk":{"S":"' + pk.encode() + b'"}')
     with pytest.raises(NoSuchVersion):
         store.head(HISTORY.name(7), "7.9")
 
