@@ -1,9 +1,9 @@
 """A synthetic versioned bucket: a table's history computed from item numbers, never held in memory.
 
 Item ``i`` is named by a 32-hex-digit number that grows with ``i`` (so names look like MD5 names and
-list in order without sorting; that number is also its key ``pk``, so the name is the item's plain-text
-name, one a writer gives it, as readers check: docs/format.md), has ``versions`` versions, and a history of one of four kinds:
-changed only long before TIME, changed in the hour before it, changed in the 24 h after it
+list in order without sorting; the number is also its key ``pk``: the name is the item's plain-text
+name, one a writer gives it, as readers check, docs/format.md), has ``versions`` versions, and a
+history of one of four kinds: changed only long before TIME, changed in the hour before it, changed in the 24 h after it
 (``after_share``), or changed again days after it. Every version is written a little after its
 event (0.05 to 3 s of lag; S3 keeps the write time to the second). HEAD answers the metadata the
 capture would have written, computed from the version id; the listing is generated as it is read.
