@@ -13,19 +13,23 @@ from benchmarks.boto_cpu import bench_boto3_cpu
 from benchmarks.capture_bench import bench_capture, bench_capture_boto3, bench_capture_moto
 from benchmarks.cold_start import bench_cold_start
 from benchmarks.exact_cost import bench_exact_cost
-from benchmarks.http_bench import bench_capture_http, bench_listing_http
+from benchmarks.http_bench import bench_capture_http, bench_listing_http, bench_restore_http
 from benchmarks.memory_bench import bench_memory
 from benchmarks.report import Figure, print_figures
 from benchmarks.restore_bench import bench_restore
 
 BENCHMARKS: dict[str, tuple[str, Callable[[], list[Figure]]]] = {
     "capture-http": ("Capture through the handler's real clients over HTTP (fake S3, 20 ms)", bench_capture_http),
+    "restore-http": ("Restore through the CLI's clients over HTTP (fake S3 + DynamoDB, 20 ms)", bench_restore_http),
     "listing-http": ("Listing: CPU per 1,000-version page through boto3 over HTTP", bench_listing_http),
     "capture": ("Our code alone: capture on an in-memory S3 with 20 ms per request", bench_capture),
     "capture-boto3": ("Capture through boto3 (network replaced by a 20 ms sleep)", bench_capture_boto3),
     "boto3-cpu": ("Where capture's time goes: CPU per request", bench_boto3_cpu),
     "capture-moto": ("Capture through moto's HTTP server (realism, no goal)", bench_capture_moto),
-    "restore": ("Restore: 100,000 items x 5 versions, 20 ms per request", bench_restore),
+    "restore": (
+        "Our code alone: restore on in-memory fakes, 100,000 items x 5 versions, 20 ms per request",
+        bench_restore,
+    ),
     "exact": ("Exact mode's cost: metadata reads", bench_exact_cost),
     "memory": ("Memory: planning a restore over 1M and 4M versions", bench_memory),
     "cold-start": ("Cold start: importing the handler", bench_cold_start),

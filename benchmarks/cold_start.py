@@ -61,6 +61,7 @@ def bench_cold_start(runs: int = 15, module: str = "ddb_backup.handler") -> list
     ours: list[Import] = []
     boto: list[Import] = []
     source: list[Import] = []
+    native: list[Import] = []
     with tempfile.TemporaryDirectory(prefix="bench-pycache-") as cache:
         cached, uncached = _environments(cache)
         time_import(f"boto3, {module}", cached)  # writes the bytecode cache
@@ -68,6 +69,7 @@ def bench_cold_start(runs: int = 15, module: str = "ddb_backup.handler") -> list
             ours.append(time_import(module, cached))
             boto.append(time_import("boto3", cached))
             source.append(time_import(module, uncached))
+            native.append(time_import("awscrt.s3, awscrt.auth, awscrt.http, awscrt.io", cached))
     loaded = sorted({name for run in ours + source for name in run.forbidden})
     if loaded:
         raise AssertionError(f"importing {module} loaded {loaded}")
@@ -87,6 +89,8 @@ def bench_cold_start(runs: int = 15, module: str = "ddb_backup.handler") -> list
                 f"from source, without bytecode for our package: {_median(source) * 1000:.0f} ms CPU "
                 f"({_median(source) / boto_cpu:.2f}x): ship .pyc files for the Lambda runtime's Python",
                 f"none of {', '.join(FORBIDDEN)} imported",
+                f"the native S3 client (awscrt), imported when the function builds its store: "
+                f"{_median(native) * 1000:.1f} ms CPU more (wall {_median(native, 'wall') * 1000:.1f} ms)",
             ),
         )
     ]

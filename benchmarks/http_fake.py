@@ -68,11 +68,26 @@ class Fake:
             if "reset" in parts.query:
                 self.most = self.flight
             return 200, {"Content-Type": "application/json"}, answer
+        if parts.path == "/__check":
+            return 200, {"Content-Type": "application/json"}, json.dumps(self.check(parts.query)).encode()
         query = dict(parse_qsl(parts.query, keep_blank_values=True))
         _, _, key = unquote(parts.path).lstrip("/").partition("/")
         if not key:
             return self.bucket_call(method, query)
         return self.object_call(method, key, query.get("versionId"))
+
+    def check(self, table: str) -> dict[str, int]:
+        """The restored ``table`` against the synthetic history: each item's image must be its last
+        version with an event at or before the history's TIME."""
+        assert self.synthetic is not None
+        history = self.synthetic.history
+        wrong = 0
+        for item in self.rows.get(table, {}).values():
+            number = history.item_of(history.prefix + item["pk"]["S"])
+            times = history.event_times(number)
+            expected = max(version for version in range(history.versions) if times[version] <= history.at)
+            wrong += item.get("v") != {"N": str(expected)}
+        return {"items": len(self.rows.get(table, {})), "wrong": wrong}
 
     # S3 ------------------------------------------------------------------------------------------
     def bucket_call(self, method: str, query: dict[str, str]) -> Answer:
@@ -113,14 +128,14 @@ class Fake:
         return 200, headers, found.body
 
     def list_page(self, query: dict[str, str]) -> bytes:
-        """One ListObjectVersions page from the synthetic history: key-marker and version-id-marker honoured."""
-        assert self.synthetic is not None
+        """One ListObjectVersions page from the synthetic history: key-marker and version-id-marker honoured.
+        Without one, an empty bucket (capture lists an item's versions before its first write)."""
         prefix, limit = query.get("prefix", ""), int(query.get("max-keys") or 1000)
         marker, version_marker = query.get("key-marker") or None, query.get("version-id-marker") or None
         rows: list[str] = []
         last: tuple[str, str] | None = None
         truncated = False
-        for entry in self._versions_from(prefix, marker, version_marker):
+        for entry in self._versions_from(prefix, marker, version_marker) if self.synthetic is not None else ():
             if len(rows) == limit:
                 truncated = True
                 break
@@ -146,9 +161,11 @@ class Fake:
         return xml.encode()
 
     def _versions_from(self, prefix: str, marker: str | None, version_marker: str | None) -> Iterator[Any]:
-        """Versions after (key-marker, version-id-marker), as S3 lists them, found by binary search."""
+        """Versions after (key-marker, version-id-marker), as S3 lists them, found by binary search
+        (none without a history: capture's writes are not kept)."""
         synthetic = self.synthetic
-        assert synthetic is not None
+        if synthetic is None:
+            return
         history = synthetic.history
         start = synthetic._first_after(prefix, inclusive=True)
         if marker:
@@ -283,6 +300,13 @@ def stats(url: str, *, reset_most: bool = False) -> dict[str, Any]:
     """Requests by kind, the most in flight (since the last reset), and the fake's CPU seconds so far."""
     with urllib.request.urlopen(f"{url}/__stats{'?reset' if reset_most else ''}", timeout=10) as answer:
         result: dict[str, Any] = json.loads(answer.read())
+    return result
+
+
+def check(url: str, table: str) -> dict[str, int]:
+    """How many items ``table`` holds, and how many differ from the history at its TIME."""
+    with urllib.request.urlopen(f"{url}/__check?{table}", timeout=600) as answer:
+        result: dict[str, int] = json.loads(answer.read())
     return result
 
 

@@ -1,9 +1,8 @@
 """A synthetic versioned bucket: a table's history computed from item numbers, never held in memory.
 
 Item ``i`` is named by a 32-hex-digit number that grows with ``i`` (so names look like MD5 names and
-list in order without sorting; the number is also its key ``pk``: the name is the item's plain-text
-name, one a writer gives it, as readers check, docs/format.md), has ``versions`` versions, and a
-history of one of four kinds: changed only long before TIME, changed in the hour before it, changed in the 24 h after it
+list in order without sorting), has ``versions`` versions, and a history of one of four kinds:
+changed only long before TIME, changed in the hour before it, changed in the 24 h after it
 (``after_share``), or changed again days after it. Every version is written a little after its
 event (0.05 to 3 s of lag; S3 keeps the write time to the second). HEAD answers the metadata the
 capture would have written, computed from the version id; the listing is generated as it is read.
@@ -57,12 +56,14 @@ class History:
     def step(self) -> int:
         return NAME_SPACE // max(1, self.items)
 
-    def name(self, item: int) -> str:
-        return f"{self.prefix}{item * self.step:032x}"
+    def key_value(self, item: int) -> str:
+        """The item's key (``pk``, a string): 32 hex digits that grow with ``item``."""
+        return f"{item * self.step:032x}"
 
-    def pk(self, item: int) -> dict[str, Any]:
-        """The item's key: its name's number, so that the name is its plain-text name."""
-        return {"pk": {"S": f"{item * self.step:032x}"}}
+    def name(self, item: int) -> str:
+        """The item's object name: its plain-text name (the key value itself), which reads like an MD5 name,
+        so the bucket lists in item order and a restore cuts it into the 256 ranges of MD5 names."""
+        return f"{self.prefix}{self.key_value(item)}"
 
     def item_of(self, key: str) -> int:
         return int(key[len(self.prefix) :], 16) // self.step
@@ -158,7 +159,7 @@ class SyntheticStore:
             event_time=history.event_times(item)[version],
             sequence_number=str(item * 100 + version + 1),
             event_id=f"ev-{item}-{version}",
-            key=history.pk(item),
+            key={"pk": {"S": history.key_value(item)}},
         )
         return StoredObject(
             key=history.name(item),
@@ -188,7 +189,7 @@ class SyntheticStore:
 
     def image(self, item: int, version: int) -> bytes:
         filler = "x" * max(0, self.history.body_bytes - 60)
-        image = {**self.history.pk(item), "v": {"N": str(version)}, "data": {"S": filler}}
+        image = {"pk": {"S": self.history.key_value(item)}, "v": {"N": str(version)}, "data": {"S": filler}}
         return json.dumps(image, separators=(",", ":")).encode("utf-8")
 
     def _first_after(self, bound: str, inclusive: bool) -> int:

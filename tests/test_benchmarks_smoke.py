@@ -56,8 +56,8 @@ def test_synthetic_head_answers_the_metadata_capture_would_have_written() -> Non
     row = next(iter(store.list_versions(HISTORY.name(7))))
     meta = VersionMeta.from_s3(store.head(row.key, row.version_id).metadata)
     assert meta is not None and meta.event_time == HISTORY.event_times(7)[-1]
-    pk = HISTORY.name(7)[len(HISTORY.prefix) :]  # the name is the item's plain-text name
-    assert store.get(row.key, row.version_id).body.startswith(b'{"pk":{"S":"' + pk.encode() + b'"}')
+    assert store.get(row.key, row.version_id).body.startswith(b'{"pk":{"S":"%s"}' % HISTORY.key_value(7).encode())
+    assert row.key == HISTORY.prefix + HISTORY.key_value(7)  # the plain-text name every writer gives that key
     with pytest.raises(NoSuchVersion):
         store.head(HISTORY.name(7), "7.9")
 
@@ -147,12 +147,13 @@ def test_moto_benchmarks_run_at_toy_size() -> None:
 
 def test_http_benchmarks_run_at_toy_size() -> None:
     # the fake endpoint in its own process, real clients over HTTP; figures are make bench's business
-    from benchmarks.http_bench import bench_capture_http, bench_listing_http
+    from benchmarks.http_bench import bench_capture_http, bench_listing_http, bench_restore_http
 
     capture = bench_capture_http(latency=0.0, records=40, items=10, rounds=1)
     listing = bench_listing_http(items=300, versions=4, latency=0.0, rounds=1)
-    assert [figure.unit for figure in capture + listing] == ["records/s", "ms", "ms"]
-    assert all(figure.value > 0 and figure.baseline for figure in capture + listing)
+    restore = bench_restore_http(items=120, versions=3, baseline_items=60, latency=0.0)  # checks the table itself
+    assert [figure.unit for figure in capture + listing + restore] == ["records/s", "ms", "ms", "items/s"]
+    assert all(figure.value > 0 and figure.baseline for figure in capture + listing + restore)
 
 
 def test_the_fake_endpoint_lists_across_pages_and_answers_metadata_as_capture_wrote_it() -> None:

@@ -232,3 +232,38 @@ def test_verify_export_and_restore_show_labelled_progress(bucket: Any, tmp_path:
     assert "verify orders: 0 table items scanned" in verified.stderr, verified.output
     restored = invoke("restore", *common, "--at", "-1s", "--to-table", "copy", "--checkpoint", str(tmp_path / "c"))
     assert "restore: 3 items put, 3 looked at" in restored.stderr, restored.output
+
+
+def test_shell_completion_as_the_readme_documents_it() -> None:
+    script = CliRunner().invoke(cli, [], prog_name="ddb-backup", env={"_DDB_BACKUP_COMPLETE": "bash_source"})
+    assert script.exit_code == 0 and "_ddb_backup_completion" in script.output
+    words = {"COMP_WORDS": "ddb-backup res", "COMP_CWORD": "1", "_DDB_BACKUP_COMPLETE": "bash_complete"}
+    completed = CliRunner().invoke(cli, [], prog_name="ddb-backup", env=words)
+    assert "restore" in completed.output
+
+
+def test_a_checkpoint_of_another_time_names_both_times_in_utc() -> None:
+    from ddb_backup.restore.checkpoint import Query
+
+    saved = Query("b", "", "orders", "copy", at=1795773600.0, max_lag=90000.0)
+    now = Query("b", "", "orders", "copy", at=1795777200.5, max_lag=3600.0)
+    assert now.differences(saved) == [
+        "at 2026-11-27T10:00:00Z (checkpoint) vs 2026-11-27T11:00:00.500Z (now)",
+        "max_lag 90000s (checkpoint) vs 3600s (now)",
+    ]
+
+
+def test_tables_without_a_prefix_does_not_present_a_prefix_as_a_table(bucket: Any) -> None:
+    result = invoke("tables", "--bucket", BUCKET, "--json")
+    assert result.exit_code == 0, result.output
+    shown = json.loads(result.stdout)
+    assert shown["tables"] == [] and shown["prefixes"] == ["prod"]
+    assert "'prod' is a prefix, not a table: `ddb-backup tables --prefix prod`" in result.stderr
+
+
+def test_diff_at_times_before_the_first_backup_says_so(bucket: Any) -> None:
+    common = ["diff", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders"]
+    before = invoke(*common, "--from", str(int(AT - 7200)), "--to", str(int(AT - 3600)))
+    assert before.exit_code == 5 and "before its first write" in before.output, before.output
+    spanning = invoke(*common, "--from", str(int(AT - 3600)), "--to", "-0s")
+    assert spanning.exit_code == 0 and "3 added" in spanning.output, spanning.output

@@ -197,3 +197,14 @@ def no_tables(store: ObjectStore, bucket: str, prefix: str) -> None:
     tops = [unquote(name) for name in itertools.islice(folders(store, ""), LOOKED_AT) if name != OWN_FOLDER]
     hint = f"the bucket's top-level folders: {_listing(tops)}; give one as --prefix" if tops else "check --bucket"
     raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}", hint)
+
+
+def looks_like_prefix(store: ObjectStore, prefix: str, name: str) -> bool:
+    """Whether the folder ``name`` under ``prefix`` is a BackupPrefix rather than a table: it holds our
+    own folder (``~ddb-backup/``: saved schemas, checkpoints), or folders two levels down (a table's
+    folder holds objects and tenant folders only; names escape ``/``). A prefix whose tables have no
+    tenants and no saved schema cannot be told from a table with tenants."""
+    folder = k.table_prefix(prefix, name)
+    if _first(store, f"{folder}{OWN_FOLDER}/"):
+        return True
+    return any(next(folders(store, f"{folder}{child}/"), None) is not None for child in folders(store, folder))

@@ -8,7 +8,7 @@ from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
-from ddb_backup.inspect.tables import Coverage, summarize_bucket
+from ddb_backup.inspect.tables import Coverage, summarize_table, table_names
 from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.version_meta import epoch_to_iso
 
@@ -32,11 +32,16 @@ def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
     names the bucket's top-level folders).
     """
     store = checked_store(aws, bucket)
-    summaries = summarize_bucket(store, prefix)
-    if not summaries:
+    names = list(table_names(store, prefix))
+    prefixes = [name for name in names if preflight.looks_like_prefix(store, prefix, name)]
+    summaries = [summarize_table(store, prefix, name) for name in names if name not in prefixes]
+    where = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
+    for name in prefixes:
+        click.echo(f"note: {name!r} is a prefix, not a table: `ddb-backup tables --prefix {where}{name}`", err=True)
+    if not summaries and not prefixes:
         preflight.no_tables(store, bucket, prefix)
     if as_json:
-        echo_json({"tables": [summary.as_dict() for summary in summaries]})
+        echo_json({"tables": [summary.as_dict() for summary in summaries], "prefixes": prefixes})
         return
     rows = []
     for summary in summaries:

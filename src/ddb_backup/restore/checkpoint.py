@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.errors import UserError
+from ddb_backup.version_meta import epoch_to_iso
 
 CHECKPOINT_FORMAT = 1
 DIGEST_BYTES = 16
@@ -48,12 +49,21 @@ class Query:
     max_lag: float = 0.0
 
     def differences(self, other: Query, *, ignore_at: bool = False) -> list[str]:
+        """Each differing field as ``name X (checkpoint) vs Y (now)``; times in UTC, durations in seconds."""
         mine, theirs = asdict(self), asdict(other)
         return [
-            f"{name} {theirs[name]!r} (checkpoint) vs {mine[name]!r} (now)"
+            f"{name} {_shown(name, theirs[name])} (checkpoint) vs {_shown(name, mine[name])} (now)"
             for name in mine
             if mine[name] != theirs[name] and not (ignore_at and name == "at")
         ]
+
+
+def _shown(name: str, value: object) -> str:
+    if name == "at" and isinstance(value, int | float):
+        return epoch_to_iso(value)  # TIME as the user wrote it, not an epoch float
+    if name == "max_lag" and isinstance(value, int | float):
+        return f"{value:g}s"
+    return repr(value)
 
 
 def default_path(target: str, segment: int = 0, total_segments: int = 1) -> Path:
