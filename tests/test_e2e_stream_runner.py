@@ -136,3 +136,26 @@ def test_run_refuses_a_table_without_a_stream(moto_url: str, monkeypatch: pytest
     result = CliRunner().invoke(cli, ["run", "--bucket", "b-any", "--table", "runner-nostream"])
     assert result.exit_code == 2
     assert "has no DynamoDB stream (Try: aws dynamodb update-table" in result.output
+
+
+def test_run_with_a_new_checkpoint_says_where_it_starts_and_from_latest_skips_the_past(
+    moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # GIVEN a table with changes already made (issue 14.7)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)
+    ddb, s3, _ = (make_client(name) for name in ("dynamodb", "s3", "dynamodbstreams"))
+    create_table(ddb, "runner-from")
+    create_bucket(s3, "bk-runner-from")
+    change_items(ddb, "runner-from", 0, 5)
+    base = ["run", "--bucket", "bk-runner-from", "--table", "runner-from", "--until-idle"]
+    # WHEN a new checkpoint starts from latest, then another from the trim horizon
+    latest = CliRunner().invoke(cli, [*base, "--checkpoint", str(tmp_path / "a.json"), "--from", "latest", "--json"])
+    horizon = CliRunner().invoke(cli, [*base, "--checkpoint", str(tmp_path / "b.json")])
+    # THEN each says where it starts; latest reads none of the past, the trim horizon all of it
+    assert latest.exit_code == 0, latest.output
+    assert "starts at its newest record (LATEST)" in latest.stderr
+    summary = json.loads(latest.stdout)
+    assert summary["records"] == 0 and summary["stopped"] == "idle"
+    assert horizon.exit_code == 0, horizon.output
+    assert "oldest record the stream keeps (TRIM_HORIZON" in horizon.stderr and "--from latest" in horizon.stderr
+    assert "5 records backed up" in horizon.output and "stopped: every shard was idle" in horizon.output

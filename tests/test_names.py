@@ -224,3 +224,26 @@ def test_the_names_an_item_may_have_include_version_1_forms() -> None:
     assert "a | b | c" in names  # format 1 kept "|" as it was
     long_key = {"pk": {"S": "x" * 1100}, "sk": {"S": "c"}}
     assert f"%md5-{k.md5_object_name(long_key)}" in k.object_names_of(long_key, HASH_RANGE)
+
+
+def test_an_item_written_under_a_format_1_name_is_still_found_by_its_key() -> None:
+    from ddb_backup.locate import candidate_object_keys, find_object_key
+    from ddb_backup.store.memory import MemoryStore
+
+    store = MemoryStore()
+    store.put("p/t/a | b | c", b"{}", {})  # format 1's name of ('a | b', 'c')
+    candidates = candidate_object_keys("p", "t", {"pk": {"S": "a | b"}, "sk": {"S": "c"}}, schema=HASH_RANGE)
+    assert candidates[1] == "p/t/a %7C b | c"
+    assert find_object_key(store, candidates) == "p/t/a | b | c"
+
+
+def test_a_tenant_whose_value_looks_reserved_gets_its_own_folder() -> None:
+    hashed = "%md5-" + "0" * 32
+    # A writer escapes the value, so it never joins the missing tenants or a hashed folder ...
+    assert k.tenant_segment({"S": "%none"}) == "%25none"
+    assert k.tenant_segment({"S": hashed}) == "%25md5-" + "0" * 32
+    # ... while --tenant takes the reserved segments as `tables` shows them.
+    assert k.tenant_segment_for_text("%none") == "%none"
+    assert k.tenant_segment_for_text(hashed) == hashed
+    assert k.tenant_segment_for_text("acme/eu") == "acme%2Feu"
+    assert k.tenant_segment_for_text("") == "%none"

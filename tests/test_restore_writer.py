@@ -173,3 +173,11 @@ def test_once_stopped_nothing_new_is_sent_and_no_done_callback_runs() -> None:
     out.put({"pk": {"S": "b"}}, done=lambda: done.append(2))
     out.close()
     assert dynamodb.batch_calls == 0 and done == [] and dynamodb.items["t"] == {}
+
+
+def test_a_stop_ends_the_wait_for_write_capacity_at_once() -> None:
+    limiter = TokenBucket(1.0)
+    limiter.spend(3600)  # an hour in debt
+    stop = threading.Event()
+    threading.Timer(0.05, stop.set).start()
+    assert limiter.wait(stop) is False  # returns when stopped, not after the hour

@@ -123,3 +123,13 @@ def test_the_handler_notices_versioning_suspended_while_warm(warm_function_on_mo
     s3.put_bucket_versioning(Bucket="backups", VersioningConfiguration={"Status": "Suspended"})
     response = h.handler({"Records": [put(SECRET, first=False, seq=8)]}, None)
     assert response["batchItemFailures"] == [{"itemIdentifier": "8"}]
+
+
+def test_the_memory_store_suspends_versioning_as_s3_does() -> None:
+    # Versions with ids stay; writes while suspended share the one "null" version, which each replaces.
+    store = MemoryStore()
+    first = store.put("k", b"1", {}).version_id
+    store.set_versioning(False)
+    assert store.put("k", b"2", {}).version_id == "null" and store.put("k", b"3", {}).version_id == "null"
+    assert [row.version_id for row in store.list_versions("k")] == ["null", first]
+    assert store.get("k").body == b"3" and store.delete("k") == "null"

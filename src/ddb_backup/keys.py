@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Context, Decimal, InvalidOperation
@@ -237,11 +238,9 @@ def is_missing_tenant(tenant: Any) -> bool:
     return tenant_text(tenant) is None
 
 
-def tenant_segment_for_text(text: str) -> str:
-    """The folder of a tenant's text: escaped like a path segment, or ``%md5-`` + MD5 of the text
-    when the escaped form passes ``MAX_TENANT_SEGMENT_BYTES``; ``""`` and ``%none`` give ``%none``."""
-    if text in ("", MISSING_TENANT_SEGMENT):
-        return MISSING_TENANT_SEGMENT
+def _tenant_folder(text: str) -> str:
+    """A tenant's text as a writer names its folder: escaped like a path segment, or ``%md5-`` + MD5
+    of the text when the escaped form passes ``MAX_TENANT_SEGMENT_BYTES``."""
     segment = escape_segment(text)
     if len(segment.encode("utf-8")) > MAX_TENANT_SEGMENT_BYTES:
         return HASHED_SEGMENT_PREFIX + md5_hex(text)
@@ -251,11 +250,23 @@ def tenant_segment_for_text(text: str) -> str:
 def tenant_segment(tenant: Any) -> str:
     """The path segment of a tenant value (DynamoDB JSON, any type, or ``None`` when absent).
 
-    S, N and B values name their folder (``tenant_segment_for_text``); every other value, and an
-    absent or empty one, is stored under the reserved ``%none``.
+    S, N and B values name their folder (escaped, hashed when long: ``%25none`` for the text
+    ``%none``); every other value, and an absent or empty one, is stored under the reserved ``%none``.
     """
     text = tenant_text(tenant)
-    return MISSING_TENANT_SEGMENT if text is None else tenant_segment_for_text(text)
+    return MISSING_TENANT_SEGMENT if text is None else _tenant_folder(text)
+
+
+_HASHED_SEGMENT = re.compile(re.escape(HASHED_SEGMENT_PREFIX) + "[0-9a-f]{32}")
+
+
+def tenant_segment_for_text(text: str) -> str:
+    """The folder a tenant given as text names (``--tenant``): a reserved segment as ``tables`` shows it
+    (``%none``, ``%md5-...``) as is, ``""`` as ``%none``, any other text as a writer names it (so S, N
+    and B tenants are all found by their text)."""
+    if text in ("", MISSING_TENANT_SEGMENT) or _HASHED_SEGMENT.fullmatch(text):
+        return text or MISSING_TENANT_SEGMENT
+    return _tenant_folder(text)
 
 
 def prefix_parts(prefix: str) -> list[str]:

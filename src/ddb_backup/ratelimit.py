@@ -34,16 +34,20 @@ class TokenBucket:
         self._tokens = min(self.burst, self._tokens + (now - self._stamp) * self.rate)
         self._stamp = now
 
-    def wait(self) -> None:
-        """Block until the bucket holds at least nothing (no debt)."""
+    def wait(self, stop: threading.Event | None = None) -> bool:
+        """Block until the bucket holds at least nothing (no debt); True then. With ``stop``, return
+        False as soon as it is set (a restore stopped by Ctrl-C must not wait for its turn)."""
         while True:
             with self._lock:
                 self._refill()
                 if self._tokens >= 0:
-                    return
+                    return True
                 delay = -self._tokens / self.rate
                 self.waited += delay
-            self._sleep(delay)
+            if stop is None:
+                self._sleep(delay)
+            elif stop.wait(delay):
+                return False
 
     def spend(self, units: float) -> None:
         with self._lock:

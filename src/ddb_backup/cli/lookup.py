@@ -68,4 +68,4 @@ def tenant_segment(tenant: str | None) -> str | None:
     """``--tenant`` as its folder: the value escaped like the function escapes it (``%none``: no tenant)."""
     if tenant is None or tenant == k.MISSING_TENANT_SEGMENT:
         return tenant
-    return k.tenant_segment({"S": tenant})
+    return k.tenant_segment_for_text(tenant)  # reserved segments as shown; else escaped, hashed when long

@@ -316,7 +316,8 @@ class BatchWriter:
         started, attempt = self._clock(), 0
         while pending:
             if self.limiter is not None:
-                self.limiter.wait()
+                if not self.limiter.wait(self.stop):
+                    raise Stopped()
                 self.limiter.spend(sum(units.get(id(body), 1) for body in pending))
             if self.stop.is_set():
                 raise Stopped()

@@ -92,19 +92,25 @@ class MemoryStore:
                 raise PreconditionFailed(f"{key} exists")
             if if_match is not None and (current is None or current.etag != if_match):
                 raise PreconditionFailed(f"{key} changed")
-            if not self._versioning and key in self._versions:
-                self._versions[key].clear()
-            self._append(key, version)
-            versioned = self._versioning
-        return PutResult(version.version_id if versioned else "null", etag)  # S3: "null" when suspended
+            version = self._append_or_replace_null(key, version)
+        return PutResult(version.version_id, etag)
 
     def delete(self, key: str) -> str | None:
         self._request()
         marker = self._new_version(key)
         with self._lock:
-            self._append(key, marker)
-            versioned = self._versioning
-        return marker.version_id if versioned else None
+            marker = self._append_or_replace_null(key, marker)
+        return marker.version_id
+
+    def _append_or_replace_null(self, key: str, version: StoredObject) -> StoredObject:
+        """Add a version; without versioning (off or suspended) it is S3's ``null`` version, which
+        replaces the key's previous null version while versions with real ids stay. Caller holds the lock."""
+        if not self._versioning:
+            version = replace(version, version_id="null")
+            if key in self._versions:
+                self._versions[key][:] = [old for old in self._versions[key] if old.version_id != "null"]
+        self._append(key, version)
+        return version
 
     def set_versioning(self, enabled: bool) -> None:
         """Turn versioning on or off (suspended) from now on, as PutBucketVersioning does."""
