@@ -34,6 +34,7 @@ test: lint typecheck template-lint unit
 # Then the property tests, random and ten times longer than in `make test`.
 soak: $(STAMP)
 	$(BIN)/python -m ddb_backup.soak --records 50000
+	$(BIN)/python -m ddb_backup.simulation --seeds 600 --first-seed 1000
 	DDB_BACKUP_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -p no:cacheprovider -q \
 		tests/test_restore_property.py tests/test_store_retry.py tests/test_inspect_export.py tests/test_keys.py
 

@@ -128,13 +128,14 @@ class Fake:
         return 200, headers, found.body
 
     def list_page(self, query: dict[str, str]) -> bytes:
-        """One ListObjectVersions page from the synthetic history: key-marker and version-id-marker honoured."""
+        """One ListObjectVersions page from the synthetic history: key-marker and version-id-marker honoured.
+        Without one, an empty bucket (capture lists an item's versions before its first write)."""
         prefix, limit = query.get("prefix", ""), int(query.get("max-keys") or 1000)
         marker, version_marker = query.get("key-marker") or None, query.get("version-id-marker") or None
         rows: list[str] = []
         last: tuple[str, str] | None = None
         truncated = False
-        for entry in self._versions_from(prefix, marker, version_marker):
+        for entry in self._versions_from(prefix, marker, version_marker) if self.synthetic is not None else ():
             if len(rows) == limit:
                 truncated = True
                 break

@@ -142,3 +142,30 @@ def test_the_date_header_is_read_as_whole_epoch_seconds() -> None:
     from ddb_backup.full_backup import page_times
 
     assert page_times(page) == (1997.0, 2001.0)
+
+
+def test_when_the_full_backups_check_never_ran_the_next_stream_write_puts_the_racer_back_on_top(
+    monkeypatch: Any,
+) -> None:
+    # GIVEN the removal-in-the-window race, and a full backup that stopped before its racer check
+    clock = Clock(60.0)
+    inner = MemoryStore(clock=clock.utc)
+    stream_writer(inner).process([put(A, {"v": {"S": "first"}}, seq=1, at=10.0), remove(A, seq=2, at=50.0)])
+    clock.now = 102.0
+    stream = stream_writer(inner)
+
+    def removal_lands() -> None:
+        stream.process([put(A, {"v": {"S": "again"}}, seq=3, at=99.0), remove(A, seq=4, at=101.0)])
+
+    monkeypatch.setattr(ImageWriter, "_settle", lambda *args: None)
+    writer = ImageWriter(StrikeBeforePut(inner, removal_lands), k.ItemNamer("bk", "orders", False), SCHEMA, None)  # type: ignore[arg-type]
+    writer.write({"pk": {"S": "a"}, "v": {"S": "again"}}, 100.0, 101.0)
+    assert image_at(inner, KEY, 101.5) == {**A, "v": {"S": "again"}}  # the resurrection, for now
+    # WHEN the item's next record reaches a fresh container
+    clock.now = 121.0
+    report = stream_writer(inner).process([put(A, {"v": {"S": "later"}}, seq=5, at=120.0)])
+    # THEN its look finds the removal behind the image and writes it again first: exact at every moment
+    assert report.written == 1
+    assert image_at(inner, KEY, 100.5) == {**A, "v": {"S": "again"}}
+    assert image_at(inner, KEY, 101.5) is None
+    assert image_at(inner, KEY, 120.0) == {**A, "v": {"S": "later"}}

@@ -15,6 +15,7 @@ import json
 import logging
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import quote
 
 import boto3
 import pytest
@@ -84,7 +85,7 @@ def logs(capsys: pytest.CaptureFixture[str]) -> Iterator[Any]:
 def leaks(*texts: Any) -> list[str]:
     """The recognisable values found in the texts, plain or JSON-escaped."""
     text = "\n".join(t if isinstance(t, str) else json.dumps(t, default=str) for t in texts)
-    forms = {secret: {secret, json.dumps(secret)[1:-1], secret.replace("@", "%40")} for secret in SECRETS}
+    forms = {secret: {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote(secret)} for secret in SECRETS}
     return [secret for secret, spelled in forms.items() if any(form in text for form in spelled)]
 
 
@@ -94,13 +95,21 @@ def image(tenant: Any = TENANT, **extra: Any) -> dict[str, Any]:
 
 
 class FailingStore(MemoryStore):
-    """S3 failing every write, with S3Store's message shape (the object key in it)."""
+    """S3 failing every write and look, with S3Store's message shapes: the object key in it, and the
+    URL of the request (botocore's connection errors), where the key is percent-encoded."""
 
     def put(self, key: str, body: bytes, metadata: Mapping[str, str], **kw: Any) -> Any:
         raise StoreError(f"PutObject s3://bk/{key}: InternalError (metadata {dict(metadata)})")
 
     def delete(self, key: str) -> str | None:
         raise StoreError(f"DeleteObject s3://bk/{key}: SlowDown")
+
+    def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Any:
+        if not prefix.endswith((f"{RANGE}-2", f"{RANGE}-3")):  # the others reach their puts
+            return super().list_versions(prefix, key_marker=key_marker)
+        url = f"http://127.0.0.1:9/bk?versions&prefix={quote(prefix, safe='')}&max-keys=1000"
+        raise StoreError(f"ListObjectVersions s3://bk/{prefix}: Connection was closed before we received a "
+                         f'valid response from endpoint URL: "{url}".')  # fmt: skip
 
 
 def without(raw: dict[str, Any], image_name: str, view: str) -> dict[str, Any]:
@@ -153,6 +162,8 @@ def test_capture_failures_report_items_by_reference_only(logs: Any, plain_text: 
     assert REF in put_error
     assert f"item {k.md5_object_name(KEY)}" == REF
     assert "InternalError" in put_error
+    # AND in plain-text mode a failed look's request URL (the key percent-encoded) was among them
+    assert any("Connection was closed" in error for error in report.errors) == plain_text
 
 
 def test_a_tenant_without_a_usable_value_is_logged_by_reference(logs: Any) -> None:

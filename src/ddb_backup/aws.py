@@ -5,8 +5,8 @@ Endpoint and region come from the usual AWS settings (``AWS_ENDPOINT_URL``, ``AW
 
 One retry policy for every service (S3, DynamoDB, DynamoDB Streams): botocore's standard mode
 (exponential backoff with jitter, throttling-aware) up to ``DEFAULT_MAX_ATTEMPTS`` attempts; an
-endpoint that cannot be reached gives up after about 4 s (measured on loopback), for S3 and DynamoDB
-alike, and ``store.retry`` does not retry it again. Once a request has been retrying for
+endpoint that cannot be reached gives up after 4-12 s (measured on an unused loopback port, varying
+with load), for S3 and DynamoDB alike, and ``store.retry`` does not retry it again. Once a request has been retrying for
 ``NOTICE_AFTER_SECONDS``, ``notify`` (set by the command line; None in the Lambda function) hears
 about it once.
 """
@@ -85,5 +85,5 @@ def make_client(
         region_name=region,
         config=client_config(max_pool=max_pool, max_attempts=max_attempts),
     )
-    client.meta.events.register(f"needs-retry.{client.meta.service_model.endpoint_prefix}", _on_retry(service))
+    client.meta.events.register("needs-retry", _on_retry(service))  # every operation of this client
     return client

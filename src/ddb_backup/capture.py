@@ -22,7 +22,14 @@ from ddb_backup import keys as k
 from ddb_backup import privacy
 from ddb_backup import version_meta as vm
 from ddb_backup.records import BadRecord, StreamRecord
-from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed, StoreError, require_version
+from ddb_backup.store import (
+    NoSuchVersion,
+    ObjectStore,
+    PreconditionFailed,
+    StoreError,
+    VersionEntry,
+    require_version,
+)
 
 log = logging.getLogger(__name__)
 
@@ -328,15 +335,47 @@ class Capture:
         version listing (``ListObjectVersions``, prefix = the key) and a HEAD of the newest object
         version in it (``GetObjectVersion``): behind a current delete marker, our tombstone. A new item
         costs the listing only. (Listing first, not HEAD: S3 answers a HEAD of a missing key with 403
-        to a role without ``s3:ListBucket``, which the function does not have.)"""
-        for index, entry in enumerate(self.store.list_versions(object_key)):
+        to a role without ``s3:ListBucket``, which the function does not have.)
+
+        A current scan image is checked against the object version behind it: a stream change the image
+        was not written over (not its ``follows``), at or after its read floor, landed inside the full
+        backup's look-then-write window; it is written again after the image first (writing rule 4)."""
+        entries: list[VersionEntry] = []
+        for entry in self.store.list_versions(object_key):
             if entry.key != object_key:
                 break
-            if entry.is_delete_marker:
-                continue
-            head = self.store.head(object_key, entry.version_id)
-            return Seen(vm.VersionMeta.from_s3(head.metadata), head.etag if index == 0 else None)
-        return NOTHING
+            entries.append(entry)
+            if sum(not row.is_delete_marker for row in entries) == 2:
+                break
+        objects = [entry for entry in entries if not entry.is_delete_marker]
+        if not objects:
+            return NOTHING
+        current = objects[0] is entries[0]
+        head = self.store.head(object_key, objects[0].version_id)
+        change = vm.VersionMeta.from_s3(head.metadata)
+        if current and change is not None and change.is_image_of_scan and head.etag is not None:
+            return self._unless_stale(object_key, change, head.etag, objects[1] if len(objects) > 1 else None)
+        return Seen(change, head.etag if current else None)
+
+    def _unless_stale(self, object_key: str, image: vm.VersionMeta, etag: str, behind: VersionEntry | None) -> Seen:
+        """A current scan image, or, when a racer hides behind it, that racer written again after it."""
+        if behind is None:
+            return Seen(image, etag)
+        racer = self.store.get(object_key, behind.version_id)
+        change = vm.VersionMeta.from_s3(racer.metadata)
+        position = None if change is None else change.position
+        if change is None or position is None or not change.after(image):
+            return Seen(image, etag)
+        if image.follows is not None and not position.after(image.follows):
+            return Seen(image, etag)
+        content_type = racer.content_type or "application/json"
+        result = self.store.put(object_key, racer.body, change.to_s3(), content_type=content_type, if_match=etag)
+        what = f"PutObject of item {k.md5_object_name(change.key or {})}"
+        require_version(result.version_id, what)
+        if change.is_removal:
+            require_version(self.store.delete(object_key), what.replace("PutObject", "DeleteObject"))
+            return Seen(change, None)
+        return Seen(change, result.etag)
 
 
 def _by_object(writes: Sequence[Write]) -> list[tuple[str, list[Write]]]:

@@ -163,9 +163,7 @@ class ImageWriter:
                 return False
             try:
                 if current.etag is None:
-                    result = self.store.put(object_key, body, image.to_s3(), if_none_match=True)
-                    require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
-                    self._settle(object_key, image, result, current)
+                    self._put_new(object_key, body, image, current)
                 else:
                     result = self.store.put(object_key, body, image.to_s3(), if_match=current.etag)
                     require_version(result.version_id, f"PutObject of item {k.md5_object_name(key)}")
@@ -197,6 +195,40 @@ class ImageWriter:
             break
         change = None if marker_time is None else vm.VersionMeta(vm.REMOVE, marker_time)
         return Current(change, None, newest)
+
+    def _put_new(self, object_key: str, body: bytes, image: vm.VersionMeta, seen: Current) -> None:
+        """The ``If-None-Match`` write, then the racer check (``_settle``), both surviving a lost answer:
+        a write whose answer never came is found in the listing; the check is retried."""
+        try:
+            result = self.store.put(object_key, body, image.to_s3(), if_none_match=True)
+        except (PreconditionFailed, NoSuchVersion):
+            raise
+        except StoreError:
+            landed = self._landed(object_key, image, seen)
+            if landed is None:
+                raise
+            result = landed
+        require_version(result.version_id, f"PutObject of item {k.md5_object_name(image.key or {})}")
+        for attempt in range(WRITE_ATTEMPTS):
+            try:
+                self._settle(object_key, image, result, seen)
+                return
+            except (PreconditionFailed, NoSuchVersion):
+                return  # another writer wrote after the image
+            except StoreError:
+                if attempt == WRITE_ATTEMPTS - 1:
+                    raise
+
+    def _landed(self, object_key: str, image: vm.VersionMeta, seen: Current) -> PutResult | None:
+        """Our image, if a write that raised did land: a version newer than the look with its metadata."""
+        for entry in _versions_of(self.store, object_key):
+            if entry.version_id == seen.newest_entry:
+                return None
+            if entry.is_delete_marker:
+                continue
+            if vm.VersionMeta.from_s3(self.store.head(object_key, entry.version_id).metadata) == image:
+                return PutResult(entry.version_id, entry.etag)
+        return None
 
     def _settle(self, object_key: str, image: vm.VersionMeta, result: PutResult, seen: Current) -> None:
         """After an ``If-None-Match`` write, which passes over a delete marker: did a stream write land

@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 from ddb_backup import keys as k
 
@@ -51,20 +52,34 @@ def strings_of(value: Any) -> Iterable[str]:
             yield from strings_of(inner)
 
 
+def spellings(text: str) -> set[str]:
+    """How ``text`` can appear in a message: as is, JSON-escaped (metadata, bodies), or percent-encoded
+    (the request URL in botocore's connection errors: a key or a listing prefix)."""
+    return {
+        text,
+        json.dumps(text, ensure_ascii=True)[1:-1],
+        json.dumps(text, ensure_ascii=False)[1:-1],
+        quote(text, safe=""),
+        quote(text, safe="/"),
+        quote(text, safe="/~"),
+        quote_plus(text, safe=""),
+    }
+
+
+def _replace(text: str, secrets: Iterable[str], replacement: str) -> str:
+    spelled = {form for secret in secrets for form in spellings(secret) if form}
+    for form in sorted(spelled, key=len, reverse=True):  # longest first: no fragment of a longer one left
+        text = text.replace(form, replacement)
+    return text
+
+
 def scrub(text: str, ref: str, *, object_keys: Iterable[str] = (), values: Iterable[Any] = ()) -> str:
-    """``text`` with each object key replaced by ``ref`` and each string of ``values`` (images, keys)
-    by ``<value>``; longest first, so a value inside an object key never leaves a fragment."""
-    for object_key in sorted(set(object_keys), key=len, reverse=True):
-        if object_key:
-            text = text.replace(object_key, f"<object of {ref}>")
+    """``text`` with each object key replaced by ``<object of ref>`` and each string of ``values``
+    (images, keys) by ``<value>``, in every spelling (``spellings``)."""
+    text = _replace(text, set(object_keys), f"<object of {ref}>")
     secrets = {
         s
         for s in strings_of(list(values))
         if len(s) >= MIN_SCRUBBED_LENGTH and (len(s) >= MIN_SCRUBBED_DIGITS or not s.isdigit())
     }
-    for secret in sorted(secrets, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
-        quoted = json.dumps(secret, ensure_ascii=True)[1:-1]  # as it appears in escaped metadata or JSON
-        if quoted != secret:
-            text = text.replace(quoted, REDACTED)
-    return text
+    return _replace(text, secrets, REDACTED)
