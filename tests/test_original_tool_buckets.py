@@ -370,9 +370,23 @@ def rollback_bucket() -> MemoryStore:
     return store
 
 
+def both_key_orders() -> MemoryStore:
+    """The original tool's backfill hashed key-schema order (hash first), its Lambda the stream's order
+    (here sorted by name: our own name, but without metadata): one item, two names."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", clock=clock)
+    tool.process([put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)])
+    sorted_keys = {"createdAt": {"N": "1"}, "userId": {"S": "u1"}}
+    tool.process([put(sorted_keys, v(2), first=False, at=T0 + 100)])
+    tool.process([remove({"createdAt": {"N": "1"}, "userId": {"S": "u2"}}, v(1), at=T0 + 200)])
+    assert sum(1 for name in store._versions if name.startswith("bk/orders/")) == 4
+    return store
+
+
 FIXTURES = {
     # name: (bucket, prefix, the state at T0 + 500 as {userId: v})
     "no prefix": (original_without_prefix, "", {"u1": "1", "u2": "1"}),
+    "MD5 in both key orders": (both_key_orders, "bk", {"u1": "2"}),
     "plain text with / and %": (original_plain_text, "bk", {"a/b": "4", "50%": "2", "c": "3"}),
     "upgrade in place (md5)": (lambda: upgraded(None), "", {}),
     "upgrade in place (plain text)": (lambda: upgraded("bk", plain_text=True), "bk", {}),

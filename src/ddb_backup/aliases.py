@@ -128,13 +128,14 @@ def placement(
     segment must be ``%none`` or the value, raw or escaped, of one of the image's attributes: what a
     writer with that ``MultiTenancyColumn`` writes). Without an image any tenant segment is accepted.
     """
-    names = item_names(key, schema)
     texts = None if image is None else attribute_texts(image) | {k.MISSING_TENANT_SEGMENT}
+    ours = k.md5_object_name(key)
     for folder in folders:
         if not object_key.startswith(folder):
             continue
         relative = object_key[len(folder) :]
-        for name in names:
+        # Our MD5 name first (the common case), before computing every other writer's names.
+        for name in [ours] if relative.endswith(ours) else item_names(key, schema):
             if relative == name:
                 return Placement(folder, "", name)
             if relative.endswith("/" + name):

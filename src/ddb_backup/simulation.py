@@ -148,6 +148,7 @@ class Shard:
     parent: Shard | None = None
     queue: list[Record] = field(default_factory=list)
     closed: bool = False
+    children: list[Shard] = field(default_factory=list)
 
     def ready(self) -> bool:
         return bool(self.queue) and (self.parent is None or self.parent.drained())
@@ -261,14 +262,21 @@ class Simulation:
         return [shard for shard in self.shards if shard.label == LABELS[self.stream] and not shard.closed]
 
     def _shard_of(self, pk: str) -> Shard:
-        shards = self._open_shards()
-        return shards[zlib.crc32(pk.encode()) % len(shards)]
+        """The open shard of ``pk``'s lineage: a key stays with its shard's children after a split."""
+        roots = [shard for shard in self.shards if shard.label == LABELS[self.stream] and shard.parent is None]
+        digest = zlib.crc32(pk.encode())
+        shard, depth = roots[digest % len(roots)], 0
+        while shard.closed:
+            depth += 1
+            shard = shard.children[(digest >> depth) & 1]
+        return shard
 
     def split(self) -> None:
         """A shard closes and two children take its keys (read only after the parent is drained)."""
         parent = self.rng.choice(self._open_shards())
         parent.closed = True
-        self.shards += [Shard(f"{parent.name}.{n}", parent.label, parent) for n in range(2)]
+        parent.children = [Shard(f"{parent.name}.{n}", parent.label, parent) for n in range(2)]
+        self.shards += parent.children
         self.report.splits += 1
 
     def recreate_table(self) -> None:

@@ -144,10 +144,10 @@ class Resolver:
     # -- the table's folders, looked at once ------------------------------------------------------
 
     def present_folders(self) -> list[str]:
-        """The table's folders that hold anything (ours always counts)."""
+        """The table's folders that hold anything (one LIST each, once): only those can hold other names."""
         with self._lock:
             if self._present_folders is None:
-                self._present_folders = [self.folders[0]] + [f for f in self.folders[1:] if self._holds(f)]
+                self._present_folders = [folder for folder in self.folders if self._holds(folder)]
             return self._present_folders
 
     def _holds(self, folder: str) -> bool:
