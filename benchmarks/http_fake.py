@@ -237,6 +237,9 @@ async def _serve_connection(fake: Fake, latency: float, reader: asyncio.StreamRe
                 if line:
                     name, _, value = line.partition(":")
                     headers[name.strip().lower()] = value.strip()
+            if headers.get("expect", "").lower() == "100-continue":  # as S3 does: botocore waits for it
+                writer.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+                await writer.drain()
             body = await reader.readexactly(int(headers.get("content-length", "0") or 0))
             fake.flight += 1
             fake.most = max(fake.most, fake.flight)

@@ -53,6 +53,7 @@ BACKOFF_SCALE_MS = 1000  # botocore standard mode: random(0, 1) * 2 ** attempt s
 MAX_BACKOFF_S = 20  # ... at most 20 s
 CONNECT_TIMEOUT_MS = 5000
 CALL_TIMEOUT_S = 60.0
+MAX_CONNECTIONS = 64
 _META = "x-amz-meta-"
 _MISSING_STATUS = {404, 405}  # 405: HEAD/GET of a delete marker's version id
 _CONFLICT_STATUS = {409, 412}
@@ -133,6 +134,10 @@ class _Crt:
                 max_retries=MAX_RETRIES, backoff_scale_factor_ms=BACKOFF_SCALE_MS, max_backoff_secs=MAX_BACKOFF_S
             ),
             connect_timeout_ms=CONNECT_TIMEOUT_MS,
+            # awscrt sizes its pool for big transfers (25 connections were seen at most); our requests
+            # are small and many: as many connections as boto3's pool (ddb_backup.aws.DEFAULT_POOL)
+            max_active_connections_override=MAX_CONNECTIONS,
+            throughput_target_gbps=100.0,
         )
 
 
