@@ -217,7 +217,7 @@ class Resolver:
             if self.keyless_as_reject:
                 return Resolution(REJECT, object_key, image=image, reason=NO_KEY)
             return self._skip(NO_KEY, object_key)
-        where = al.placement(object_key, self.folders, key, image, self.schema)
+        where = al.placement(object_key, self.folders, key, image, self.schema, None if meta is None else meta.tenancy)
         if where is None:
             return self._skip(FOREIGN, object_key)
         canonical = meta is not None and self._canonical(where, key)
@@ -312,7 +312,7 @@ class Resolver:
             key = k.canonical_key(meta.key)
         except k.InvalidKeyError:
             return None
-        where = al.placement(object_key, self.folders, key, None, self.schema)
+        where = al.placement(object_key, self.folders, key, None, self.schema, meta.tenancy)
         if where is None:
             return None
         return Inspected(object_key, stored, {}, meta, key, where, self._canonical(where, key))
