@@ -237,7 +237,8 @@ def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        if not stop.is_set():  # once stopping, a second Ctrl-C still aborts, until the process exits
+            signal.signal(signal.SIGINT, previous)
 
 
 def _print_plan_line(state: ItemState) -> None:
