@@ -10,7 +10,7 @@ from ddb_backup.restore.ranges import key_ranges, segment_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, state_at
 from ddb_backup.store import VersionEntry
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.version_meta import VersionMeta
+from ddb_backup.version_meta import StreamPosition, VersionMeta
 
 HOUR = 3600.0
 
@@ -207,3 +207,91 @@ def test_our_removal_listed_marker_first_within_one_second_is_still_one_removal(
     versions = [version(1, 100, 99), version(3, 200, None, marker=True), version(2, 200.4, 199, size=0)]
     state = state_at(versions, 250, Reader({"v1": 99, "v2": 199}))
     assert state.version is None and state.decided_by is not None and state.decided_by.version_id == "v2"
+
+
+# -- a full backup's image written over a removal that raced it (writing rule 4, "Reading") ---------
+
+STREAM = "2026-11-27T00:00:00.000"
+
+
+def stream_change(event: str, time: float, sequence: int) -> VersionMeta:
+    return VersionMeta(event, time, str(sequence), stream=STREAM)
+
+
+def scan_image(floor: float, time: float, follows: StreamPosition | None) -> VersionMeta:
+    return VersionMeta("FULL_BACKUP", time, writer="full-backup", read_floor=floor, follows=follows)
+
+
+def decide_metas(versions: list[VersionEntry], at: float, metas: dict[str, VersionMeta | None]) -> str | None:
+    reads: list[str] = []
+
+    def read_meta(entry: VersionEntry) -> VersionMeta | None:
+        reads.append(entry.version_id)
+        return metas[entry.version_id]
+
+    state = state_at(versions, at, read_meta)
+    assert state.metadata_reads == len(reads)
+    return state.version.version_id if state.version else None
+
+
+def test_an_image_left_current_over_a_racing_removal_does_not_resurrect_the_item() -> None:
+    # GIVEN a new item's INSERT (t=62) and REMOVE (t=64) landed inside a full backup's look-then-write
+    # window: its look saw nothing, its If-None-Match write passed the delete marker, and its check
+    # that would have written the removal again after the image never succeeded (S3 faults, a crash)
+    versions = [
+        version(1, 64, 62),
+        version(2, 64, 64, size=0),
+        version(3, 64, None, marker=True),
+        version(4, 64, 65),
+    ]
+    metas = {
+        "v1": stream_change("INSERT", 62, 10),
+        "v2": stream_change("REMOVE", 64, 20),
+        "v4": scan_image(63, 65, None),
+    }
+    # THEN the removal, after the image in the order of changes, stays in effect for good
+    for at in (65, 66, 100, 10_000):
+        assert decide_metas(versions, at, metas) is None
+    # and before the removal the item is there (the stream's INSERT)
+    assert decide_metas(versions, 63, metas) == "v1"
+
+
+def test_an_image_written_behind_a_later_racing_removal_holds_until_that_removal() -> None:
+    # GIVEN a removal (t=220) raced a full backup whose image was read by t=216 (floor 214); the
+    # image landed after the tombstone and its delete marker, and the removal was written again after it
+    versions = [
+        version(1, 10, 9),
+        version(2, 222, 220, size=0),
+        version(3, 222, None, marker=True),
+        version(4, 222, 216),
+        version(5, 222, 220, size=0),
+        version(6, 222, None, marker=True),
+    ]
+    metas = {
+        "v1": stream_change("INSERT", 9, 10),
+        "v2": stream_change("REMOVE", 220, 20),
+        "v4": scan_image(214, 216, StreamPosition(STREAM, 10, 9)),
+        "v5": stream_change("REMOVE", 220, 20),
+    }
+    # THEN from the image time to the removal, the image (it may hold a change the stream lost)
+    assert decide_metas(versions, 217, metas) == "v4"
+    assert decide_metas(versions, 215, metas) == "v1"
+    assert decide_metas(versions, 221, metas) is None
+
+
+def test_a_re_insert_after_a_removal_costs_one_read_and_stays() -> None:
+    versions = [version(1, 10, 9), version(2, 20, 20, size=0), version(3, 20, None, marker=True), version(4, 30, 30)]
+    metas = {
+        "v1": stream_change("INSERT", 9, 1),
+        "v2": stream_change("REMOVE", 20, 2),
+        "v4": stream_change("INSERT", 30, 3),
+    }
+    reads: list[str] = []
+
+    def read_meta(entry: VersionEntry) -> VersionMeta | None:
+        reads.append(entry.version_id)
+        return metas[entry.version_id]
+
+    state = state_at(versions, 1000, read_meta)
+    assert state.version is not None and state.version.version_id == "v4"
+    assert reads == ["v4"]

@@ -14,7 +14,8 @@ DynamoDB's ``Date``).
 Then the restore planner (``restore.plan`` / ``restore.state``) is asked for the table at many times T
 and compared, item by item, with the model: the newest change with event time <= T (docs/format.md).
 Items whose records were dropped are not compared from the dropped change until the item's next
-delivered change or the end of a full backup that read it (the backup cannot know what it never got).
+delivered change or the image time of a full backup that wrote the item's image (the backup cannot
+know what it never got; a full backup skips an item whose stream change is after its read floor).
 
 ``python -m ddb_backup.simulation --seeds 200`` (``make soak``) runs many histories and prints totals.
 """
@@ -197,7 +198,7 @@ class Simulation:
         self.dropped: dict[str, list[float]] = {}  # per item, event times of dropped records
         self.late: dict[str, list[float]] = {}  # per item, old-stream records delivered after a newer stream's
         self.newest_label: dict[str, str] = {}  # per item, the newest stream label delivered so far
-        self.scanned: list[tuple[float, float, set[str]]] = []  # per page: (read instant, image time, items)
+        self.scanned: list[tuple[float, float, set[str]]] = []  # per page: (read instant, image time, items written)
         self.containers: list[Capture] = []
         self.fresh = 0
         self.report = SimReport(histories=1)
@@ -407,12 +408,14 @@ class Simulation:
             for item in items:
                 pk = item["pk"]["S"]
                 keys_of[self.namer.object_key(k.canonical_key({"pk": item["pk"]}))] = pk
-                read.add(pk)
                 self.report.images_written += 1
                 try:
-                    writer.write(item, floor, image_time)
+                    if writer.write(item, floor, image_time):
+                        read.add(pk)
                 except StoreError:
-                    read.discard(pk)  # this image failed: the backup learnt nothing from it
+                    pass  # this image failed: the backup learnt nothing from it
+                # A skipped image (the stream already holds a change after the read floor) repairs
+                # nothing either: the bucket learns of the item again from that change on.
             if self.rng.random() < 0.5:
                 self.change()
             if self.rng.random() < 0.5:
@@ -504,7 +507,7 @@ class Simulation:
         return max(before, key=lambda change: (change.time, change.label, change.sequence)).image
 
     def _unknowable(self, pk: str, at: float) -> bool:
-        """From a dropped change until the item's next delivered change, or a full backup that read it;
+        """From a dropped change until the item's next delivered change, or a full backup that wrote its image;
         from an old stream's change delivered after the new stream's until the item's next change (a
         limit of format.md's writing rule 3: the writer skips it)."""
         delivered = [c.time for c in self.changes[pk] if c.time not in self.dropped.get(pk, [])]
