@@ -177,6 +177,42 @@ def test_numeric_options_out_of_range_are_usage_errors(args: list[str]) -> None:
     assert result.exit_code == 2 and "Invalid value" in result.output, result.output
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--table", "orders", "--read-rate", "nan"],
+        ["verify", "--table", "orders", "--read-rate", "inf", "--grace", "0s"],
+        ["verify", "--table", "orders", "--grace", "99999999999999d"],
+        ["full-backup", "--table", "orders", "--read-rate", "nan"],
+        ["full-backup", "--table", "orders", "--read-rate", "inf"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "nan", "--dry-run"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--max-lag", "99999999999999d"],
+    ],
+)
+def test_nan_inf_and_huge_durations_are_one_line_errors_before_anything_runs(args: list[str]) -> None:
+    """No bucket exists (no emulator either): the option is refused before any AWS call."""
+    result = invoke(*args, "--bucket", BUCKET, "--prefix", "scratch", "--endpoint-url", "http://127.0.0.1:9")
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit), result.exception
+    assert sum(line.lower().startswith("error:") for line in result.output.splitlines()) == 1, result.output
+
+
+def test_local_paths_of_the_wrong_kind_are_one_line_errors(tmp_path: Path) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("x")
+    for args in (
+        ["export", "--table", "orders", "--at", "-1s", "--to", str(a_file)],
+        ["export", "--table", "orders", "--at", "-1s", "--to", str(a_file / "below")],
+        ["run", "--table", "orders", "--until-idle", "--checkpoint", str(tmp_path)],
+        ["run", "--table", "orders", "--until-idle", "--checkpoint", str(a_file / "cp.json")],
+    ):
+        result = invoke(*args, "--bucket", BUCKET, "--endpoint-url", "http://127.0.0.1:9")
+        assert result.exit_code == 2, (args, result.output)
+        assert isinstance(result.exception, SystemExit), result.exception
+        assert sum(line.lower().startswith("error:") for line in result.output.splitlines()) == 1, result.output
+    assert a_file.read_text() == "x"
+
+
 # -- 14.3: one time rule -----------------------------------------------------------------------------
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import difflib
 import itertools
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -208,3 +209,21 @@ def looks_like_prefix(store: ObjectStore, prefix: str, name: str) -> bool:
     if _first(store, f"{folder}{OWN_FOLDER}/"):
         return True
     return any(next(folders(store, f"{folder}{child}/"), None) is not None for child in folders(store, folder))
+
+
+def check_local_path(option: str, text: str, *, folder: bool) -> None:
+    """A local ``--to`` folder (``folder``) or file (a checkpoint) the command will write: ``UserError``
+    when it is empty, is the other kind, or lies below a file. A path that does not exist yet is fine
+    (the command creates it)."""
+    kind = "folder" if folder else "file"
+    if not text.strip():
+        raise UserError(f"{option} is empty", f"give a {kind} path" + (" or s3://BUCKET/PREFIX" if folder else ""))
+    path = Path(text)
+    if path.exists() and path.is_dir() != folder:
+        other = "a folder" if path.is_dir() else "a file"
+        raise UserError(f"{option} {text!r} is {other}, not a {kind}", f"give a {kind} path")
+    for parent in path.parents:
+        if parent.exists():
+            if not parent.is_dir():
+                raise UserError(f"{option} {text!r} lies below {str(parent)!r}, a file", f"give a {kind} path")
+            break

@@ -75,12 +75,16 @@ def _parse(value: str, text: str, current: float) -> float:
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)\s*(s|m|h|d|w)?$")
 DURATION_FORMS = "seconds or a number with a unit: 90, 90s, 30m, 25h, 2d"
+LONGEST_DURATION = 366 * 86400.0  # no wait or lag the commands take is longer than a year
 
 
 def parse_duration(text: str) -> float:
-    """Seconds for ``60``, ``60s``, ``2m``, ``1h``, ``2d``; ``UserError`` otherwise."""
+    """Seconds for ``60``, ``60s``, ``2m``, ``1h``, ``2d`` (at most ``LONGEST_DURATION``, a year);
+    ``UserError`` otherwise."""
     match = _DURATION.match(text.strip())
     seconds = float(match.group(1)) * _UNITS[match.group(2) or "s"] if match else math.inf
     if not math.isfinite(seconds):
         raise UserError(f"cannot read the duration {text!r}", f"write it as {DURATION_FORMS}")
+    if seconds > LONGEST_DURATION:
+        raise UserError(f"the duration {text!r} is longer than a year", f"give at most 366d; {DURATION_FORMS}")
     return seconds

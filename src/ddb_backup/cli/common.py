@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +38,26 @@ class Aws:
         """The bucket, its reads retried past botocore's own retries (``store.retry``)."""
         owner = self.expected_bucket_owner
         return RetryingStore(open_s3_store(self.client("s3", **options), bucket, expected_bucket_owner=owner))
+
+
+class Rate(click.ParamType):
+    """A rate: a finite number above 0 (``nan``, ``inf``, 0 and negatives are usage errors)."""
+
+    name = "rate"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
+        if isinstance(value, float) and math.isfinite(value) and value > 0:
+            return value
+        try:
+            number = float(value)
+        except (TypeError, ValueError):
+            self.fail(f"{value!r} is not a number, e.g. 500", param, ctx)
+        if not math.isfinite(number) or number <= 0:
+            self.fail(f"{value!r} is not a finite number above 0, e.g. 500", param, ctx)
+        return number
+
+
+RATE = Rate()
 
 
 def _account_id(_: click.Context, __: click.Parameter, value: str | None) -> str | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from ddb_backup import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
@@ -63,6 +64,8 @@ def export(
     5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     at = parse_time(at_text)
+    if not target.startswith("s3://"):
+        preflight.check_local_path("--to", target, folder=True)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
     schema = load_schema(store, prefix, table) or describe_table(aws, table)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -25,7 +25,7 @@ from ddb_backup.settings import clean_prefix
 )
 @click.option(
     "--read-rate",
-    type=click.FloatRange(0, min_open=True),
+    type=RATE,
     default=None,
     help="Limit on read capacity units per second, all segments together (default: no limit).",
 )

@@ -18,7 +18,7 @@ import click
 
 from ddb_backup import keys as k
 from ddb_backup import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -57,7 +57,7 @@ def parse_key(text: str) -> str:
 @click.option("--dry-run", is_flag=True, help="Print the plan (the versions it would read and counts); write nothing.")
 @click.option(
     "--write-rate",
-    type=click.FloatRange(0, min_open=True),
+    type=RATE,
     metavar="N",
     help="Write units per second at most (default: no limit).",
 )

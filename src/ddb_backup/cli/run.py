@@ -105,6 +105,8 @@ def run(
     from ddb_backup.settings import Settings, clean_prefix
     from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler, stream_arn_for
 
+    if checkpoint is not None and not checkpoint.startswith("s3://"):
+        preflight.check_local_path("--checkpoint", checkpoint, folder=False)
     settings = Settings(
         bucket, clean_prefix(prefix), plain_text, tenant_column or None, expected_bucket_owner=aws.expected_bucket_owner
     )

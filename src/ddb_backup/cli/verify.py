@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
 from ddb_backup.cli.progress import Update, progress
@@ -43,7 +43,7 @@ DRIFT_HINT = (
 )
 @click.option(
     "--read-rate",
-    type=click.FloatRange(0, min_open=True),
+    type=RATE,
     help="Read capacity units per second to use at most (default: no limit).",
 )
 @click.option("--grace", default="60s", show_default=True, help="Differences younger than this are in flight.")
