@@ -61,7 +61,13 @@ def test_insert_modify_remove_leave_images_a_tombstone_and_a_delete_marker(memor
     assert json.loads(first.body) == {"pk": {"S": "a"}, "v": {"N": "1"}}
     assert first.content_type == "application/json"
     assert vm.VersionMeta.from_s3(second.metadata) == vm.VersionMeta(
-        event_name="MODIFY", event_time=11.0, sequence_number="2", event_id="ev-2", key=A, stream=STREAM_LABEL
+        event_name="MODIFY",
+        event_time=11.0,
+        sequence_number="2",
+        event_id="ev-2",
+        key=A,
+        stream=STREAM_LABEL,
+        tenancy=vm.Tenancy(None),  # no tenant folder: a reader takes none for this version
     )
     assert tombstone.body == b"" and tombstone.metadata["event-name"] == "REMOVE"
     assert tombstone.metadata["event-time"] == "12"

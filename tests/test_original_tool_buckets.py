@@ -19,6 +19,7 @@ from moto import mock_aws
 from builders import put, remove
 from ddb_backup import keys as k
 from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.errors import UserError
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
 from ddb_backup.inspect.history import item_history, locate_items
@@ -329,6 +330,30 @@ def shared_bucket() -> MemoryStore:
     return store
 
 
+def shared_bucket_with_attribute() -> MemoryStore:
+    """As ``shared_bucket``, but B's items hold an attribute whose value is ``customers`` (B's table name,
+    so ``orders/customers/<md5>`` looks like tenant ``customers`` of table ``orders``), and B removed one."""
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0)])
+    records = [put(key(f"c{n}"), {"kind": {"S": "customers"}, **v(9)}, at=T0) for n in range(3)]
+    records.append(remove(key("c0"), {"kind": {"S": "customers"}, **v(9)}, at=T0 + 10))
+    for raw in records:
+        raw["eventSourceARN"] = raw["eventSourceARN"].replace("table/orders", "table/customers")
+    ours(store, clock, records, prefix="orders")
+    return store
+
+
+def test_11_2_an_attribute_equal_to_the_other_stacks_table_name_is_no_tenant(tmp_path: Path) -> None:
+    store = shared_bucket_with_attribute()
+    items, _ = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2"]
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1", "u2"]
+    changes, _ = diffed(store, T0 - 50, T0 + 50)
+    assert changes == {"u1": "added", "u2": "added"}
+    with pytest.raises(UserError, match="holds no version"):
+        history(store, key("c1"))
+
+
 def test_11_2_a_shared_bucket_does_not_mix_stacks(tmp_path: Path) -> None:
     store = shared_bucket()
     items, summary = restored(store, T0 + 50, tmp_path)
@@ -357,6 +382,32 @@ def test_11_3_stray_objects_are_skipped_and_reported_never_a_crash(tmp_path: Pat
     # AND a resumed restore (the checkpoint of a run that stopped) gets past them too
     assert sorted(exported(store, T0 + 50, tmp_path)[0]["userId"].values()) == ["u1"]
     assert history(store, key("u1")) == [("insert", {"N": "1"})]
+
+
+def test_11_3_a_body_that_only_looks_typed_is_a_stray_not_a_reject(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0)])
+    store.put("orders/typed-bad", json.dumps({"userId": {"S": 1}, "createdAt": {"N": "1"}}).encode(), {})
+    store.put("orders/nested-bad", json.dumps({"userId": {"M": {"a": {"BOOL": "yes"}}}}).encode(), {})
+    store.put("orders/null", b"null", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"] and summary.rejected == 0
+    skipped = "\n".join(w for w in summary.warnings if w.startswith("skipped"))
+    assert "typed DynamoDB values" in skipped and "(JSON null)" in skipped and "NoneType" not in skipped
+
+
+def test_11_3_empty_objects_at_names_no_writer_gives_are_reported_as_strays(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0), remove(key("u2"), at=T0 + 1)])
+    for stray in ("orders/", "orders/sub/", "orders/empty"):
+        store.put(stray, b"", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"]
+    (line,) = [w for w in summary.warnings if "empty object" in w]
+    assert line.startswith("skipped 3 objects") and "orders/sub/" in line  # not u2's removal
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1"]
+    manifest = next(json.loads(p.read_text()) for p in tmp_path.rglob("manifest.json"))
+    assert "empty object" in json.dumps(manifest["skipped"])  # the folder markers: no schema needed
 
 
 # -- every reader on every fixture bucket ---------------------------------------------------------------
@@ -393,6 +444,7 @@ FIXTURES = {
     "tenants": (tenant_moved, "bk", {"u1": "2", "u2": "1"}),
     "rollback": (rollback_bucket, "bk", {"u1": "5", "u2": "1"}),
     "shared bucket": (shared_bucket, "", {"u1": "1", "u2": "1"}),
+    "shared bucket, an attribute named like B's table": (shared_bucket_with_attribute, "", {"u1": "1", "u2": "1"}),
 }
 
 

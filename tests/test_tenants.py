@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 
 from builders import put, record, remove
+from ddb_backup import aliases as al
 from ddb_backup import keys as k
+from ddb_backup import version_meta as vm
 from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.full_backup import ImageWriter
 from ddb_backup.store.memory import MemoryStore
@@ -92,3 +94,26 @@ def test_a_full_backup_names_odd_tenants_as_the_stream_does(tenant: dict[str, An
     namer = k.ItemNamer("", "orders", True, SCHEMA)
     writer = ImageWriter(MemoryStore(), namer, SCHEMA, "tenant")
     assert writer.object_key({**A, "tenant": tenant})[0] == "orders/%none/a"
+
+
+def test_our_versions_record_the_tenant_attribute_and_readers_hold_them_to_it(memory_store: MemoryStore) -> None:
+    """A tenant folder of one of our versions is taken only when it is the segment our writer computes
+    from the recorded attribute; a version written without one takes no tenant folder (docs/format.md,
+    "Which objects a reader takes as a table's")."""
+    capture(memory_store).process([put(A, {"tenant": {"S": "acme"}, "kind": {"S": "beta"}})])
+    (row,) = memory_store.list_versions("orders/")
+    meta = vm.VersionMeta.from_s3(memory_store.head(row.key, row.version_id).metadata)
+    assert row.key == "orders/acme/a" and meta is not None and meta.tenancy == vm.Tenancy("tenant")
+    image = {**A, "tenant": {"S": "acme"}, "kind": {"S": "beta"}}
+    folders = ["orders/"]
+    assert al.placement("orders/acme/a", folders, A, image, SCHEMA, meta.tenancy) is not None
+    # another attribute's value is no tenant of ours (it was, without the record: the fallback)
+    assert al.placement("orders/beta/a", folders, A, image, SCHEMA, meta.tenancy) is None
+    assert al.placement("orders/beta/a", folders, A, image, SCHEMA, None) is not None
+    assert al.placement("orders/a", folders, A, image, SCHEMA, meta.tenancy) is None
+    # written without a tenant attribute: no tenant folder at all
+    assert al.placement("orders/beta/a", folders, A, image, SCHEMA, vm.Tenancy(None)) is None
+    assert al.placement("orders/a", folders, A, image, SCHEMA, vm.Tenancy(None)) is not None
+    # a removal has no image: any segment of a writer with a tenant attribute
+    assert al.placement("orders/old/a", folders, A, None, SCHEMA, meta.tenancy) is not None
+    assert al.placement("orders/old/a", folders, A, None, SCHEMA, vm.Tenancy(None)) is None

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ddb_backup import keys as k
+from ddb_backup.version_meta import Tenancy
 
 ORIGINAL_SEPARATOR = " | "
 
@@ -106,6 +107,15 @@ def attribute_texts(image: Mapping[str, Any]) -> set[str]:
     return texts
 
 
+def tenant_segments(image: Mapping[str, Any] | None, tenancy: Tenancy | None) -> set[str] | None:
+    """The tenant segments a version may sit under (``None``: any), by what its writer recorded."""
+    if tenancy is None:
+        return None if image is None else attribute_texts(image) | {k.MISSING_TENANT_SEGMENT}
+    if tenancy.attribute is None:
+        return set()
+    return None if image is None else {k.tenant_segment(image.get(tenancy.attribute))}
+
+
 @dataclass(frozen=True)
 class Placement:
     """Where an object sits: its table folder, its tenant part (``""`` or ``"tenant/"``) and its name."""
@@ -121,23 +131,33 @@ def placement(
     key: Mapping[str, Any],
     image: Mapping[str, Any] | None,
     schema: k.KeySchema | None = None,
+    tenancy: Tenancy | None = None,
 ) -> Placement | None:
     """How the object's key is one a writer of this table gives the item, or None: it does not belong.
 
-    ``key`` is the item's key (from its body or metadata); ``image`` its body when it has one (a tenant
-    segment must be ``%none`` or the value, raw or escaped, of one of the image's attributes: what a
-    writer with that ``MultiTenancyColumn`` writes). Without an image any tenant segment is accepted.
+    ``key`` is the item's key (from its body or metadata); ``image`` its body when it has one.
+    ``tenancy`` is what our writer recorded (``tenant-attribute`` metadata): with it, a version has a
+    tenant segment exactly when its writer had a tenant attribute, and that segment is the one the writer
+    computes from that attribute of the image (any segment for a removal, which has no image). Without it
+    (the original tool, or our versions written before writers recorded it) a tenant segment must be
+    ``%none`` or the value, raw or escaped, of one of the image's attributes (any segment without an
+    image). docs/format.md, "Which objects a reader takes as a table's".
     """
-    texts = None if image is None else attribute_texts(image) | {k.MISSING_TENANT_SEGMENT}
+    texts = tenant_segments(image, tenancy)
+    untenanted = tenancy is None or tenancy.attribute is None
     ours = k.md5_object_name(key)
     for folder in folders:
         if not object_key.startswith(folder):
             continue
         relative = object_key[len(folder) :]
         # Our MD5 name first (the common case), before computing every other writer's names.
-        for name in [ours] if relative.endswith(ours) else item_names(key, schema):
+        # (``%md5-<md5>``, the plain-text fallback, also ends with the MD5 name: only a whole segment counts)
+        is_ours = relative == ours or relative.endswith("/" + ours)
+        for name in [ours] if is_ours else item_names(key, schema):
             if relative == name:
-                return Placement(folder, "", name)
+                if untenanted:
+                    return Placement(folder, "", name)
+                continue
             if relative.endswith("/" + name):
                 tenant = relative[: -len(name) - 1]
                 if texts is None or tenant in texts:

@@ -198,6 +198,7 @@ class Capture:
             key=key,
             removed_by=vm.REMOVED_BY_TTL if event == vm.REMOVE and record.is_ttl_delete else None,
             stream=vm.stream_label(str(record.raw.get("eventSourceARN", ""))),
+            tenancy=vm.Tenancy(self.settings.tenant_column or None),
         )
         if event == vm.REMOVE:
             return _removal(namer.object_key(key, self._old_tenant(record)), meta)

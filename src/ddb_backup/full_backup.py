@@ -158,6 +158,7 @@ class ImageWriter:
                 writer=vm.WRITER_FULL_BACKUP,
                 read_floor=read_floor,
                 follows=current.follows,
+                tenancy=vm.Tenancy(self.tenant_column or None),
             )
             if current.change is not None and not image.after(current.change):
                 return False

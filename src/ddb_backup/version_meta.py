@@ -29,6 +29,7 @@ READ_FLOOR = "read-floor"  # FULL_BACKUP: no item of the Scan page was read befo
 FOLLOWS_STREAM = "follows-stream"  # FULL_BACKUP: the newest stream change it was written over...
 FOLLOWS_SEQUENCE = "follows-sequence"
 FOLLOWS_TIME = "follows-time"
+TENANT_ATTRIBUTE = "tenant-attribute"  # JSON: the writer's MultiTenancyColumn, or null without one
 
 # Event names. The first three are DynamoDB Streams' own; FULL_BACKUP marks an image read by a scan.
 INSERT = "INSERT"
@@ -43,6 +44,16 @@ REMOVED_BY_TENANT_CHANGE = "tenant-change"
 
 WRITER_STREAM = "stream"
 WRITER_FULL_BACKUP = "full-backup"
+
+
+@dataclass(frozen=True)
+class Tenancy:
+    """What the writer of a version recorded about tenants: its ``MultiTenancyColumn`` (``attribute``),
+    or ``None`` when it wrote no tenant folder. A version without this record (``VersionMeta.tenancy``
+    is ``None``) was written before writers kept it, or by the original tool (docs/format.md,
+    "Which objects a reader takes as a table's")."""
+
+    attribute: str | None
 
 
 class MetadataError(ValueError):
@@ -104,6 +115,7 @@ class VersionMeta:
     stream: str | None = None  # stream versions: the stream label (absent in versions before it was kept)
     read_floor: float | None = None  # FULL_BACKUP: the Scan page's read floor (absent: ``event_time``)
     follows: StreamPosition | None = None  # FULL_BACKUP: the newest stream change it was written over
+    tenancy: Tenancy | None = None  # the writer's tenant attribute; None: not recorded (older versions)
 
     @property
     def is_removal(self) -> bool:
@@ -166,6 +178,8 @@ class VersionMeta:
             optional[FOLLOWS_SEQUENCE] = str(self.follows.sequence)
             optional[FOLLOWS_TIME] = format_epoch(self.follows.time)
         metadata.update({name: value for name, value in optional.items() if value})
+        if self.tenancy is not None:
+            metadata[TENANT_ATTRIBUTE] = json.dumps(self.tenancy.attribute, ensure_ascii=True)
         if self.key is not None:
             key_text = json.dumps(self.key, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
             if _metadata_size(metadata) + len(KEY) + len(key_text) <= MAX_METADATA_BYTES:
@@ -190,6 +204,7 @@ class VersionMeta:
                 stream=lowered.get(STREAM),
                 read_floor=float(lowered[READ_FLOOR]) if READ_FLOOR in lowered else None,
                 follows=_follows(lowered),
+                tenancy=_tenancy(lowered),
             )
         except (KeyError, ValueError) as err:
             raise MetadataError(f"backup version metadata cannot be read ({err}): {dict(lowered)}") from err
@@ -199,6 +214,15 @@ def _follows(lowered: Mapping[str, str]) -> StreamPosition | None:
     if FOLLOWS_SEQUENCE not in lowered:
         return None
     return StreamPosition(lowered.get(FOLLOWS_STREAM), int(lowered[FOLLOWS_SEQUENCE]), float(lowered[FOLLOWS_TIME]))
+
+
+def _tenancy(lowered: Mapping[str, str]) -> Tenancy | None:
+    if TENANT_ATTRIBUTE not in lowered:
+        return None
+    attribute = json.loads(lowered[TENANT_ATTRIBUTE])
+    if attribute is not None and not isinstance(attribute, str):
+        raise ValueError(f"{TENANT_ATTRIBUTE} is neither a name nor null")
+    return Tenancy(attribute)
 
 
 def _metadata_size(metadata: Mapping[str, str]) -> int:
