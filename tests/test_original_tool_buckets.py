@@ -282,6 +282,32 @@ def test_4_rollback_restore_and_diff(tmp_path: Path) -> None:
     assert diffed(store, T0 + 250, T0 + 400)[0] == {"u1": "removed"}
 
 
+def test_4_rollback_verify_is_in_sync_and_a_backup_only_item_is_drift() -> None:
+    # GIVEN ddb-backup removed u1 and u2, then the original tool re-created u1 (its /orders/<md5> wins)
+    store, clock = new_bucket()
+    ours(store, clock, [put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    ours(store, clock, [remove(key(u), v(1), at=T0 + 100) for u in ("u1", "u2")])
+    OriginalTool(store, clock=clock, prefix="").process([put(key("u1"), v(7), at=T0 + 200)])
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        )
+        ddb.put_item(TableName="orders", Item={**key("u1"), **v(7)})
+        options = VerifyOptions(prefix="", table="orders", schema=SCHEMA, grace=0.0)
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 1000, sleep=lambda s: None)
+        # THEN in sync: our tombstone under the item's other name is not a difference, nothing in flight
+        assert report.in_sync and not report.in_flight, report.as_dict()
+        assert (report.backup_items, report.matching) == (1, 1)
+        # WHEN the table loses u1 without the backup seeing it, and gains u3 (a quiet bucket)
+        ddb.delete_item(TableName="orders", Key=key("u1"))
+        ddb.put_item(TableName="orders", Item={**key("u3"), **v(1)})
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 1000, sleep=lambda s: None)
+    # THEN both are drift, the same when read again: never in flight
+    assert report.counts() == {"missing": 1, "extra": 1, "differs": 0}, report.as_dict()
+    assert not report.in_flight
+
+
 # -- 5. a tenant changed under the original tool -------------------------------------------------------
 
 
