@@ -410,6 +410,32 @@ def test_11_3_stray_objects_are_skipped_and_reported_never_a_crash(tmp_path: Pat
     assert history(store, key("u1")) == [("insert", {"N": "1"})]
 
 
+def test_11_3_a_body_that_only_looks_typed_is_a_stray_not_a_reject(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0)])
+    store.put("orders/typed-bad", json.dumps({"userId": {"S": 1}, "createdAt": {"N": "1"}}).encode(), {})
+    store.put("orders/nested-bad", json.dumps({"userId": {"M": {"a": {"BOOL": "yes"}}}}).encode(), {})
+    store.put("orders/null", b"null", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"] and summary.rejected == 0
+    skipped = "\n".join(w for w in summary.warnings if w.startswith("skipped"))
+    assert "typed DynamoDB values" in skipped and "(JSON null)" in skipped and "NoneType" not in skipped
+
+
+def test_11_3_empty_objects_at_names_no_writer_gives_are_reported_as_strays(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0), remove(key("u2"), at=T0 + 1)])
+    for stray in ("orders/", "orders/sub/", "orders/empty"):
+        store.put(stray, b"", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"]
+    (line,) = [w for w in summary.warnings if "empty object" in w]
+    assert line.startswith("skipped 3 objects") and "orders/sub/" in line  # not u2's removal
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1"]
+    manifest = next(json.loads(p.read_text()) for p in tmp_path.rglob("manifest.json"))
+    assert "empty object" in json.dumps(manifest["skipped"])  # the folder markers: no schema needed
+
+
 # -- every reader on every fixture bucket ---------------------------------------------------------------
 
 

@@ -188,6 +188,29 @@ def test_a_target_with_the_backups_key_is_accepted_without_any_schema(tmp_path: 
     assert pks(dynamodb) == [f"p{n}" for n in range(10 if "original" not in source else 5)]
 
 
+def plain_text_backup() -> MemoryStore:
+    """Items 0..4 keyed pk (hash) + sk (range), named in plain text: ``p0 | 0`` says which key is the hash."""
+    store = MemoryStore(clock=lambda: datetime.fromtimestamp(T0, tz=UTC))
+    capture = Capture(store, CaptureSettings(workers=2, plain_text=True), lambda table: k.KeySchema("pk", "sk"))
+    assert not capture.process([put(key(n), {"v": {"N": str(n)}}, at=T0) for n in range(5)]).failures
+    return store
+
+
+@pytest.mark.parametrize("source", ["live", "gone, our plain-text names"])
+def test_a_target_with_the_key_roles_swapped_is_refused_when_the_backup_says_the_roles(
+    tmp_path: Path, source: str
+) -> None:
+    # GIVEN a backup keyed pk (hash) + sk (range), and a target keyed sk (hash) + pk (range)
+    store, dynamodb = plain_text_backup(), FakeDynamoDB()
+    if source == "live":
+        keyed_target(dynamodb, "orders", *PK_SK)
+    keyed_target(dynamodb, "copy", ("sk", "N"), ("pk", "S"))
+    # WHEN it is restored into that target, THEN it is refused (the same names in the same roles)
+    with pytest.raises(UserError, match=r"keyed sk \(N, hash\) \+ pk \(S, range\).*--to-table NEW_NAME"):
+        run(store, dynamodb, options(tmp_path, overwrite=True, at=T0 + 1))
+    assert dynamodb.items["copy"] == {}
+
+
 # -- 11.5: an item the target refuses is set aside; every other item is restored ---------------------------
 
 GSI_REASON = (

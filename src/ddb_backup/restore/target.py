@@ -9,7 +9,9 @@ An existing target must have the backup's key: the same attribute names in the s
 same types (AttributeDefinitions). When neither a saved schema nor the source table is there, the
 backup's own items say what its key is (``check_items_fit``): the typed key in a version's metadata,
 or, for the original tool's versions, an image whose key under the target's schema names its object.
-A target keyed otherwise would merge items (fewer key attributes) or refuse every write.
+A target keyed otherwise would merge items (fewer key attributes) or refuse every write. Key roles are
+checked against a schema, or against our plain-text names (hash value first); an MD5 name says nothing
+of roles, so without a schema a target with the roles swapped is accepted (README, "Key check").
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +28,7 @@ from typing import Any
 from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
+from ddb_backup.restore.resolve import json_kind
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import create_table_args, describe_table, load_schema
 from ddb_backup.version_meta import MetadataError, VersionMeta
@@ -119,7 +123,7 @@ def image_key_problem(image: Any, schema: k.KeySchema, types: Mapping[str, str])
     """Why ``image`` cannot be written under the key ``schema`` (a key attribute absent, of another
     type, or empty), or None when it can."""
     if not isinstance(image, Mapping):
-        return f"not an item image (a JSON {type(image).__name__})"
+        return f"not an item image ({json_kind(image)})"
     for name in schema.attribute_names:
         value = image.get(name)
         if not isinstance(value, Mapping) or len(value) != 1:
@@ -165,6 +169,7 @@ def check_items_fit(store: ObjectStore, folder: str, target: Target) -> None:
 
 
 _UNREADABLE = "unreadable"
+_MD5_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 def _sample_versions(store: ObjectStore, folder: str) -> list[tuple[str, str]]:
@@ -181,11 +186,29 @@ def _metadata_misfit(target: Target, key: Mapping[str, Any], object_key: str) ->
         return _UNREADABLE
     names = set(target.key_schema.attribute_names)
     if set(backup_types) == names and all(target.key_types.get(n, t) == t for n, t in backup_types.items()):
-        return None
+        return _roles_misfit(target, key, object_key)
     backup = " + ".join(f"{name} ({kind})" for name, kind in sorted(backup_types.items()))
     return (
         f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, the backup's "
         f"items are keyed {backup} (e.g. {object_key})"
+    )
+
+
+def _roles_misfit(target: Target, key: Mapping[str, Any], object_key: str) -> str | None:
+    """Our plain-text names put the hash key's value first: one that is not a name of ``key`` under the
+    target's schema (while the names and types match) has the roles the other way round. An MD5 name
+    says nothing of roles (README, "Key check")."""
+    name = object_key.rsplit("/", 1)[-1]
+    if _MD5_NAME.fullmatch(name) or target.key_schema.range_key is None:
+        return None
+    try:
+        if name in k.object_names_of(key, target.key_schema):
+            return None
+    except k.InvalidKeyError:
+        return _UNREADABLE
+    return (
+        f"table {target.name!r} is keyed {describe_key(target.key_schema, target.key_types)}, but the backup's "
+        f"item {object_key} is named with the other key attribute as its hash key (the same names, other roles)"
     )
 
 
