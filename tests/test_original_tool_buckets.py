@@ -342,6 +342,25 @@ def test_5_diff_finds_the_old_tenant_folder() -> None:
     assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"u1": "changed"}
 
 
+def test_5_history_of_a_tenant_keeps_the_items_life_in_its_old_tenant_folder() -> None:
+    # GIVEN the original tool moved u1 from tenant t1 to t2 (t1's object stays), then ddb-backup modified it
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(key("u1"), {"tenant": {"S": "t1"}, **v(1)}, at=T0)])
+    moved = put(key("u1"), {"tenant": {"S": "t2"}, **v(2)}, first=False, at=T0 + 100)
+    moved["dynamodb"]["OldImage"] = {**key("u1"), "tenant": {"S": "t1"}, **v(1)}
+    tool.process([moved])
+    modified = put(key("u1"), {"tenant": {"S": "t2"}, **v(3)}, first=False, at=T0 + 200)
+    modified["dynamodb"]["OldImage"] = {**key("u1"), "tenant": {"S": "t2"}, **v(2)}
+    ours(store, clock, [modified], prefix="bk", tenant_column="tenant")
+    # THEN its history under --tenant t2 starts with its insert under t1
+    assert history(store, key("u1"), "bk", tenant="t2") == [
+        ("insert", v(1)["v"]),
+        ("modify", v(2)["v"]),
+        ("modify", v(3)["v"]),
+    ]
+
+
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
 
 
