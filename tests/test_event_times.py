@@ -35,6 +35,9 @@ WHOLE = 1_795_773_600  # 2026-11-27T10:00:00Z
         ("2026-11-27T10:00:00.000001Z", "1795773600.000001"),
         ("2026-11-27T10:00:00.123456789Z", "1795773600.123456"),  # finer than a microsecond: floored
         (datetime(2026, 11, 27, 10, 0, 0, 999, tzinfo=UTC), "1795773600.000999"),  # boto3's GetRecords
+        (1_795_773_600_250, "1795773600.25"),  # epoch milliseconds, recognised by magnitude (timeparse's rule)
+        ("1795773600250", "1795773600.25"),
+        ("2026-11-27T10:00:00z", "1795773600"),  # RFC 3339 allows a lower-case z
     ],
 )
 def test_event_times_in_every_notation_keep_their_precision(given: Any, text: str) -> None:
@@ -47,7 +50,9 @@ def test_event_times_in_every_notation_keep_their_precision(given: Any, text: st
     assert restored.to_s3()[vm.EVENT_TIME] == text
 
 
-@pytest.mark.parametrize("bad", ["2026-11-27T10:00:00", "yesterday", None, "", [1], True])
+@pytest.mark.parametrize(
+    "bad", ["2026-11-27T10:00:00", "yesterday", None, "", [1], True, 1_795_773_600_250_000, "nan", "-inf"]
+)
 def test_event_times_that_cannot_be_read_fail_clearly(bad: Any) -> None:
     record = StreamRecord(put(A, seq=7, at=bad))
     with pytest.raises(BadRecord, match="ApproximateCreationDateTime") as caught:

@@ -282,6 +282,32 @@ def test_4_rollback_restore_and_diff(tmp_path: Path) -> None:
     assert diffed(store, T0 + 250, T0 + 400)[0] == {"u1": "removed"}
 
 
+def test_4_rollback_verify_is_in_sync_and_a_backup_only_item_is_drift() -> None:
+    # GIVEN ddb-backup removed u1 and u2, then the original tool re-created u1 (its /orders/<md5> wins)
+    store, clock = new_bucket()
+    ours(store, clock, [put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    ours(store, clock, [remove(key(u), v(1), at=T0 + 100) for u in ("u1", "u2")])
+    OriginalTool(store, clock=clock, prefix="").process([put(key("u1"), v(7), at=T0 + 200)])
+    with mock_aws():
+        ddb = boto3.client("dynamodb", region_name="us-east-1")
+        ddb.create_table(
+            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        )
+        ddb.put_item(TableName="orders", Item={**key("u1"), **v(7)})
+        options = VerifyOptions(prefix="", table="orders", schema=SCHEMA, grace=0.0)
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 1000, sleep=lambda s: None)
+        # THEN in sync: our tombstone under the item's other name is not a difference, nothing in flight
+        assert report.in_sync and not report.in_flight, report.as_dict()
+        assert (report.backup_items, report.matching) == (1, 1)
+        # WHEN the table loses u1 without the backup seeing it, and gains u3 (a quiet bucket)
+        ddb.delete_item(TableName="orders", Key=key("u1"))
+        ddb.put_item(TableName="orders", Item={**key("u3"), **v(1)})
+        report = verify_table(store, ddb, options, clock=lambda: T0 + 1000, sleep=lambda s: None)
+    # THEN both are drift, the same when read again: never in flight
+    assert report.counts() == {"missing": 1, "extra": 1, "differs": 0}, report.as_dict()
+    assert not report.in_flight
+
+
 # -- 5. a tenant changed under the original tool -------------------------------------------------------
 
 
@@ -314,6 +340,37 @@ def test_5_diff_finds_the_old_tenant_folder() -> None:
     moved = put(key("u1"), {"tenant": {"S": "beta"}, **v(2)}, first=False, at=T0 + 100)
     tool.process([moved])
     assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"u1": "changed"}
+
+
+def test_5_history_of_a_tenant_keeps_the_items_life_in_its_old_tenant_folder() -> None:
+    # GIVEN the original tool moved u1 from tenant t1 to t2 (t1's object stays), then ddb-backup modified it
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(key("u1"), {"tenant": {"S": "t1"}, **v(1)}, at=T0)])
+    moved = put(key("u1"), {"tenant": {"S": "t2"}, **v(2)}, first=False, at=T0 + 100)
+    moved["dynamodb"]["OldImage"] = {**key("u1"), "tenant": {"S": "t1"}, **v(1)}
+    tool.process([moved])
+    modified = put(key("u1"), {"tenant": {"S": "t2"}, **v(3)}, first=False, at=T0 + 200)
+    modified["dynamodb"]["OldImage"] = {**key("u1"), "tenant": {"S": "t2"}, **v(2)}
+    ours(store, clock, [modified], prefix="bk", tenant_column="tenant")
+    # THEN its history under --tenant t2 starts with its insert under t1
+    assert history(store, key("u1"), "bk", tenant="t2") == [
+        ("insert", v(1)["v"]),
+        ("modify", v(2)["v"]),
+        ("modify", v(3)["v"]),
+    ]
+
+
+def test_readers_cut_a_small_table_as_restore_does_one_listing_per_folder(tmp_path: Path) -> None:
+    # GIVEN a small bucket written by the original tool, then by ddb-backup
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    ours(store, clock, [put(key("u3"), v(1), at=T0 + 100)])
+    # THEN export, diff, verify and tables read each folder whole, as restore does: no KeyMarker (some S3
+    # stand-ins answer a lone KeyMarker wrongly), one LIST per folder instead of 256
+    ranges = table_ranges(store, "", "orders")
+    assert [(r.prefix, r.start, r.end) for r in ranges] == [("orders/", None, None), ("/orders/", None, None)]
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 200, tmp_path, "")) == ["u1", "u2", "u3"]
 
 
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
@@ -382,6 +439,32 @@ def test_11_3_stray_objects_are_skipped_and_reported_never_a_crash(tmp_path: Pat
     # AND a resumed restore (the checkpoint of a run that stopped) gets past them too
     assert sorted(exported(store, T0 + 50, tmp_path)[0]["userId"].values()) == ["u1"]
     assert history(store, key("u1")) == [("insert", {"N": "1"})]
+
+
+def test_11_3_a_body_that_only_looks_typed_is_a_stray_not_a_reject(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0)])
+    store.put("orders/typed-bad", json.dumps({"userId": {"S": 1}, "createdAt": {"N": "1"}}).encode(), {})
+    store.put("orders/nested-bad", json.dumps({"userId": {"M": {"a": {"BOOL": "yes"}}}}).encode(), {})
+    store.put("orders/null", b"null", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"] and summary.rejected == 0
+    skipped = "\n".join(w for w in summary.warnings if w.startswith("skipped"))
+    assert "typed DynamoDB values" in skipped and "(JSON null)" in skipped and "NoneType" not in skipped
+
+
+def test_11_3_empty_objects_at_names_no_writer_gives_are_reported_as_strays(tmp_path: Path) -> None:
+    store, clock = new_bucket()
+    ours(store, clock, [put(key("u1"), v(1), at=T0), put(key("u2"), v(1), at=T0), remove(key("u2"), at=T0 + 1)])
+    for stray in ("orders/", "orders/sub/", "orders/empty"):
+        store.put(stray, b"", {})
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1"]
+    (line,) = [w for w in summary.warnings if "empty object" in w]
+    assert line.startswith("skipped 3 objects") and "orders/sub/" in line  # not u2's removal
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1"]
+    manifest = next(json.loads(p.read_text()) for p in tmp_path.rglob("manifest.json"))
+    assert "empty object" in json.dumps(manifest["skipped"])  # the folder markers: no schema needed
 
 
 # -- every reader on every fixture bucket ---------------------------------------------------------------

@@ -55,6 +55,8 @@ class Resolver:
             return NO_VALUE
         if name in self.pseudo:
             return self.pseudo[name]
+        if self.template["Parameters"].get(name, {}).get("Type") == "CommaDelimitedList":
+            return str(self.parameters.get(name) or "").split(",")
         return self.parameters.get(name, f"<{name}>")
 
     def sub(self, args: Any) -> str:
@@ -148,8 +150,9 @@ def grants(resources: dict[str, dict[str, Any]], role: str | None = None) -> dic
     role_statements(resources)  # the shape checks
     statements = policy_of(resources, role) if role else role_statements(resources)
     for statement in statements:
-        assert statement["Effect"] == "Allow"
         assert "NotAction" not in statement and "NotResource" not in statement
+        if statement["Effect"] == "Deny":
+            continue  # the guards against nested stacks' folders; their reach is evaluated below
         for action in as_list(statement["Action"]):
             granted.setdefault(action, set()).update(as_list(statement["Resource"]))
     return granted
@@ -353,12 +356,19 @@ def keys_for(root: str) -> dict[str, str]:
 
 REACH_CASES = [
     pytest.param({}, "<BackupBucket>", "", ACCOUNT, id="new-bucket"),
+    pytest.param({"MultiTenancyColumn": "tenant"}, "<BackupBucket>", "", ACCOUNT, id="new-bucket-tenants"),
     pytest.param({"BackupPrefix": "backups/prod"}, "<BackupBucket>", "backups/prod/", ACCOUNT, id="new-bucket-prefix"),
     pytest.param(
-        {"ExistingBucketName": "vault", "ExpectedBucketOwner": OTHER_ACCOUNT, "BackupPrefix": "ddb"},
-        "vault", "ddb/", OTHER_ACCOUNT, id="backup-account-bucket-prefix",
+        {"ExistingBucketName": "vault", "ExpectedBucketOwner": OTHER_ACCOUNT, "BackupPrefix": "ddb",
+         "MultiTenancyColumn": "tenant"},
+        "vault", "ddb/", OTHER_ACCOUNT, id="backup-account-bucket-prefix-tenants",
     ),
 ]  # fmt: skip
+
+
+def own_items(parameters: dict[str, str]) -> set[str]:
+    """The keys_for() items a stack's writers name: a tenant folder only with a tenant column."""
+    return {"item", "plain-text item"} | ({"tenant item"} if parameters.get("MultiTenancyColumn") else set())
 
 
 @pytest.mark.parametrize(("parameters", "bucket", "root", "owner"), REACH_CASES)
@@ -377,7 +387,7 @@ def test_the_function_may_put_and_delete_its_tables_items_and_nothing_else(
         )
     }
     # THEN only the table's items: never its schema, checkpoints, another table's folder or outside the prefix
-    assert reach == {"item", "tenant item", "plain-text item"}
+    assert reach == own_items(parameters)
     for name, key in keys.items():
         for action in ("s3:PutObject", "s3:DeleteObject", "s3:GetObject"):
             assert allowed(statements, s3_request(action, bucket, key, owner=owner)) == (
@@ -408,8 +418,8 @@ def test_the_operator_role_keeps_its_tables_schema_and_checkpoint_and_nothing_el
         n for n, key in keys.items() if allowed(statements, s3_request("s3:DeleteObject", bucket, key, owner=owner))
     }
     # THEN it writes the table's items, its schema and its checkpoint; deletes only items; other tables never
-    assert writable == {"item", "tenant item", "plain-text item", "schema", "checkpoint"}
-    assert deletable == {"item", "tenant item", "plain-text item"}
+    assert writable == own_items(parameters) | {"schema", "checkpoint"}
+    assert deletable == own_items(parameters)
     assert all(
         not allowed(statements, s3_request("s3:DeleteObjectVersion", bucket, key, owner=owner)) for key in keys.values()
     )
@@ -435,6 +445,38 @@ def test_the_operator_role_keeps_its_tables_schema_and_checkpoint_and_nothing_el
     assert "OperatorRole" not in resolve(**parameters)
 
 
+# Stack B's objects when its BackupPrefix is stack A's table folder (A: BackupPrefix=prod, table orders;
+# B: BackupPrefix=prod/orders, table items). Both prefixes pass the template's pattern.
+NESTED_STACK_KEYS = {
+    "B's item": "prod/orders/items/0cc175b9c0f1b6a831c399e269772661",
+    "B's tenant item": "prod/orders/items/acme/0cc175b9c0f1b6a831c399e269772661",
+    "B's plain-text item": "prod/orders/items/a%2Fb | 1",
+    "B's schema": "prod/orders/~ddb-backup/tables/items/schema.json",
+    "B's checkpoint": "prod/orders/~ddb-backup/checkpoints/items.json",
+}
+OBJECT_ACTIONS = ("s3:PutObject", "s3:DeleteObject", "s3:GetObject", "s3:GetObjectVersion")
+
+
+@pytest.mark.parametrize("role", ["BackupFunctionRole", "OperatorRole"])
+@pytest.mark.parametrize("tenants", ["", "tenant"], ids=["no-tenants", "tenants"])
+def test_a_stack_cannot_reach_a_stack_whose_prefix_is_nested_in_its_tables_folder(role: str, tenants: str) -> None:
+    # GIVEN stack A (prefix prod, table orders), with or without a tenant column
+    parameters = {"BackupPrefix": "prod", "MultiTenancyColumn": tenants, "OperatorPrincipalArn": OPERATOR}
+    statements = policy_of(resolve(**parameters), role)
+    # WHEN its role tries every object action on stack B's objects (prefix prod/orders, table items)
+    reach = {
+        name
+        for name, key in NESTED_STACK_KEYS.items()
+        if any(allowed(statements, s3_request(action, "<BackupBucket>", key)) for action in OBJECT_ACTIONS)
+    }
+    # THEN B's schema, checkpoint and tenant items are out of reach; without tenants, all of B's objects are.
+    # With tenants B's tenant-less items look like A's tenant 'items' (docs/deploy.md: the limit)
+    assert reach == ({"B's item", "B's plain-text item"} if tenants else set())
+    # AND A's own items stay writable
+    for name in own_items(parameters):
+        assert allowed(statements, s3_request("s3:PutObject", "<BackupBucket>", keys_for("prod/")[name])), name
+
+
 def test_a_prefix_or_table_name_cannot_widen_the_grants() -> None:
     # GIVEN the template's patterns for the prefix and the stream ARN
     parameters = cfn_yaml.load(str(TEMPLATE))["Parameters"]
@@ -458,7 +500,44 @@ ERASE_OR_UNPROTECT = [
     "s3:DeleteBucketPolicy",
     "s3:PutBucketObjectLockConfiguration",
     "s3:DeleteBucket",
+    # Quietly spoil new versions: another (e.g. foreign, later disabled) KMS key; objects owned by the
+    # writer's account, unreadable to the bucket owner; ACLs and public access; copies sent elsewhere.
+    "s3:PutEncryptionConfiguration",
+    "s3:PutBucketOwnershipControls",
+    "s3:PutBucketAcl",
+    "s3:PutBucketPublicAccessBlock",
+    "s3:PutReplicationConfiguration",
 ]
+
+# The CloudTrail management events of each denied bucket action (IAM action -> S3 API calls it authorises).
+# Object-level actions (DeleteObjectVersion, BypassGovernanceRetention) are data events, not in the rule.
+PROTECTION_EVENTS = {
+    "s3:PutBucketVersioning": {"PutBucketVersioning"},
+    "s3:PutLifecycleConfiguration": {"PutBucketLifecycle", "PutBucketLifecycleConfiguration", "DeleteBucketLifecycle"},
+    "s3:PutBucketPolicy": {"PutBucketPolicy"},
+    "s3:DeleteBucketPolicy": {"DeleteBucketPolicy"},
+    "s3:PutBucketObjectLockConfiguration": {"PutObjectLockConfiguration"},
+    "s3:DeleteBucket": {"DeleteBucket"},
+    "s3:PutEncryptionConfiguration": {"PutBucketEncryption", "DeleteBucketEncryption"},
+    "s3:PutBucketOwnershipControls": {"PutBucketOwnershipControls", "DeleteBucketOwnershipControls"},
+    "s3:PutBucketAcl": {"PutBucketAcl"},
+    "s3:PutBucketPublicAccessBlock": {"PutBucketPublicAccessBlock", "DeleteBucketPublicAccessBlock"},
+    "s3:PutReplicationConfiguration": {"PutBucketReplication", "DeleteBucketReplication"},
+}
+
+
+@pytest.mark.parametrize("which", ["template", "backup-account"])
+def test_every_denied_bucket_change_is_alarmed_and_denied_in_both_templates(which: str) -> None:
+    # GIVEN a template's bucket policy and its alarm rule
+    resources = resolve() if which == "template" else resolve_backup_account()
+    policy = resources["BackupBucketPolicy"]["Properties"]["PolicyDocument"]["Statement"]
+    deny = next(s for s in policy if s["Sid"] == "OnlyTheAdminMayEraseHistoryOrChangeItsProtection")
+    names = set(resources["BucketProtectionChangedRule"]["Properties"]["EventPattern"]["detail"]["eventName"])
+    # THEN the admin-only deny names exactly the erasing and spoiling actions
+    assert set(deny["Action"]) == set(ERASE_OR_UNPROTECT)
+    # AND each bucket-level one's CloudTrail events reach the alarm, and nothing else does
+    assert set(PROTECTION_EVENTS) <= set(ERASE_OR_UNPROTECT)
+    assert names == set().union(*PROTECTION_EVENTS.values())
 
 
 @pytest.mark.parametrize(
@@ -585,7 +664,7 @@ def test_a_source_function_reaches_only_its_tables_folder_in_the_backup_account(
     # THEN it adds versions and delete markers to its table's items only
     keys = keys_for("")
     reach = {n for n, key in keys.items() if cross_account(function, bucket_policy, request("s3:PutObject", key))}
-    assert reach == {"item", "tenant item", "plain-text item"}
+    assert reach == own_items({})
     assert cross_account(function, bucket_policy, request("s3:DeleteObject", keys["item"]))
     assert cross_account(function, bucket_policy, request("s3:GetBucketVersioning", None))
     # AND no source principal, whatever its own policy, removes history or changes the bucket
@@ -601,6 +680,40 @@ def test_a_source_function_reaches_only_its_tables_folder_in_the_backup_account(
     variables = source["BackupFunction"]["Properties"]["Environment"]["Variables"]
     assert variables["ExpectedBucketOwner"] == BACKUP_ACCOUNT
     assert allowed(function, Request("kms:GenerateDataKey", KEY_ARN))
+
+
+@pytest.mark.parametrize("prefix", ["", "ddb"])
+def test_only_the_named_operator_roles_of_the_source_write_schemas_and_checkpoints(prefix: str) -> None:
+    # GIVEN the backup account's bucket policy naming one operator role of the source account
+    operator = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/{STACK}-OperatorRole-CD34"
+    function = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/{STACK}-BackupFunctionRole-AB12"
+    other_operator = f"arn:aws:iam::{ACCOUNT}:role/ddb-backup/customers-backup-OperatorRole-EF56"
+    root = f"{prefix}/" if prefix else ""
+    named, unnamed = vault_policy(BackupPrefix=prefix, OperatorRoleArns=operator), vault_policy(BackupPrefix=prefix)
+    anything = [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]  # whatever the role's own policy says
+    files = [f"{root}~ddb-backup/tables/orders/schema.json", f"{root}~ddb-backup/checkpoints/orders.json",
+             f"{root}prod/~ddb-backup/tables/items/schema.json"]  # fmt: skip
+
+    def may(policy: list[dict[str, Any]], principal: str, action: str, key: str) -> bool:
+        context = {"aws:PrincipalArn": principal, "aws:SecureTransport": "true", "s3:TlsVersion": "1.3"}
+        return cross_account(anything, policy, Request(action, f"arn:aws:s3:::{VAULT}/{key}", context))
+
+    for action in ("s3:PutObject", "s3:DeleteObject"):
+        for key in files:
+            # THEN the named operator role writes them, no other source role under /ddb-backup/ does
+            assert may(named, operator, action, key), (action, key)
+            assert not may(named, function, action, key), (action, key)
+            assert not may(named, other_operator, action, key), (action, key)
+            # AND with no operator role named, no source role does
+            assert not may(unnamed, operator, action, key), (action, key)
+        # AND the items stay writable for every source ddb-backup role
+        assert may(named, function, action, f"{root}orders/0cc175b9c0f1b6a831c399e269772661")
+    # AND every source role still reads them (restore and run read the schema and the checkpoint)
+    assert may(named, function, "s3:GetObject", files[0])
+    # AND the backup account's own principals are not concerned by this deny
+    own = {"aws:PrincipalArn": f"arn:aws:iam::{BACKUP_ACCOUNT}:role/restorer", "aws:SecureTransport": "true",
+           "s3:TlsVersion": "1.3"}  # fmt: skip
+    assert not denied(named, Request("s3:PutObject", f"arn:aws:s3:::{VAULT}/{files[0]}", own))
 
 
 def test_the_backup_accounts_key_serves_the_source_roles_through_s3_only() -> None:

@@ -151,7 +151,9 @@ def placement(
             continue
         relative = object_key[len(folder) :]
         # Our MD5 name first (the common case), before computing every other writer's names.
-        for name in [ours] if relative.endswith(ours) else item_names(key, schema):
+        # (``%md5-<md5>``, the plain-text fallback, also ends with the MD5 name: only a whole segment counts)
+        is_ours = relative == ours or relative.endswith("/" + ours)
+        for name in [ours] if is_ours else item_names(key, schema):
             if relative == name:
                 if untenanted:
                     return Placement(folder, "", name)

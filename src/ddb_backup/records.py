@@ -13,6 +13,7 @@ from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
 from ddb_backup import version_meta as vm
+from ddb_backup.timeparse import MILLISECONDS_FROM, MILLISECONDS_UNTIL
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"
 FULL_IMAGE_VIEW = "NEW_AND_OLD_IMAGES"
@@ -133,7 +134,8 @@ _MICROSECOND = Decimal("0.000001")
 def event_time_of(value: Any) -> float:
     """Epoch seconds of an ``ApproximateCreationDateTime`` as Lambda gives it (a number), as the AWS CLI
     prints it (ISO 8601 with an offset, e.g. ``2026-11-27T10:00:00+00:00``; or a number as text), or as
-    boto3 parses it (a ``datetime``). Whole seconds, milliseconds and microseconds are kept as given;
+    boto3 parses it (a ``datetime``); a number of 12 or 13 digits is epoch milliseconds (``timeparse``'s
+    rule: as seconds it would be after the year 5138). Whole seconds, milliseconds and microseconds are kept as given;
     finer digits are dropped (rounded down, as AWS rounds event times). ``ValueError`` says what is wrong.
     """
     if isinstance(value, datetime):
@@ -147,10 +149,16 @@ def event_time_of(value: Any) -> float:
         return _epoch_of(_iso_moment(text))
     if not seconds.is_finite():
         raise ValueError("is not a finite number of seconds")
+    if seconds >= MILLISECONDS_UNTIL:
+        raise ValueError("is too large for epoch seconds or milliseconds (microseconds are not accepted)")
+    if seconds >= MILLISECONDS_FROM:  # as seconds: after the year 5138; the CLI's times follow the same rule
+        seconds /= 1000
     return float(seconds.quantize(_MICROSECOND, rounding=ROUND_FLOOR))
 
 
 def _iso_moment(text: str) -> datetime:
+    if text[-1:] == "z":
+        text = text[:-1] + "Z"  # RFC 3339 allows a lower-case z; fromisoformat does not
     try:
         moment = datetime.fromisoformat(text)
     except ValueError as err:

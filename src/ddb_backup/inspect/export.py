@@ -16,7 +16,7 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO, Protocol
@@ -279,6 +279,15 @@ class _Parts:
             self.current = None
 
 
+def _present_items(states: Iterable[tuple[KeyRange, ItemState | None]], resolver: Resolver) -> Iterator[ItemState]:
+    """The items present at T; an absent object at a name no writer gives is reported as an empty stray."""
+    for _, state in states:
+        if state is not None and state.present:
+            yield state
+        elif state is not None:
+            resolver.note_absent(state)
+
+
 def export_table(
     store: ObjectStore,
     ranges: Sequence[KeyRange],
@@ -299,10 +308,10 @@ def export_table(
     destination.check_empty()
     parts = _Parts(destination, settings, manifest)
     states = iter_states(store, ranges, when, workers=settings.list_workers)
-    present = (state for _, state in states if state is not None and state.present)
-
     if resolver is None:
         resolver = resolver_for(store, manifest.source.get("prefix", ""), manifest.table)
+
+    present = _present_items(states, resolver)
 
     def read(state: ItemState) -> Resolution:
         return resolver.resolve(state, when.at, max_lag=when.max_lag)

@@ -427,6 +427,8 @@ class _Restore:
                 summary.puts += 1
             else:
                 summary.skipped += 1
+        if not state.present and self.resolver is not None:
+            self.resolver.note_absent(state)  # an empty stray is reported as one (docs/format.md)
 
     # -- writing ----------------------------------------------------------------------------------
 

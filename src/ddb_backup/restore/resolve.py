@@ -50,6 +50,7 @@ NOT_JSON = "not JSON"
 NOT_IMAGE = "not an item image"
 NO_KEY = "no key attributes of the table"
 FOREIGN = "a name no writer of this table gives the item its body holds"
+EMPTY_STRAY = "an empty object at a name no writer of this table gives any item"
 
 
 @dataclass(frozen=True)
@@ -104,15 +105,58 @@ def skipped_lines(skipped: Mapping[str, Any]) -> list[str]:
     ]
 
 
+_JSON_NAMES = {
+    dict: "a JSON object",
+    list: "a JSON list",
+    str: "a JSON string",
+    int: "a JSON number",
+    float: "a JSON number",
+    bool: "a JSON boolean",
+}
+_SCALARS = {"S", "N", "B"}
+_SETS = {"SS", "NS", "BS"}
+
+
+def json_kind(value: Any) -> str:
+    """A JSON value's kind in JSON's words (``a JSON list``, ``JSON null``), never Python's."""
+    return "JSON null" if value is None else _JSON_NAMES.get(type(value), "a JSON value")
+
+
+def is_typed_value(value: Any) -> bool:
+    """A DynamoDB JSON value: one type tag and a value of the JSON kind that tag takes (S, N and B a
+    string; BOOL a boolean; NULL true; M an object and L a list of such values; SS, NS and BS a list of
+    strings). Strings are not parsed further: the target refuses a malformed number itself."""
+    if not isinstance(value, dict) or len(value) != 1:
+        return False
+    ((tag, inner),) = value.items()
+    if tag in _SCALARS:
+        return isinstance(inner, str)
+    if tag in _SETS:
+        return isinstance(inner, list) and all(isinstance(element, str) for element in inner)
+    if tag == "BOOL":
+        return isinstance(inner, bool)
+    if tag == "NULL":
+        return inner is True
+    if tag == "M":
+        return isinstance(inner, dict) and all(is_typed_value(v) for v in inner.values())
+    if tag == "L":
+        return isinstance(inner, list) and all(is_typed_value(v) for v in inner)
+    return False
+
+
 def parse_image(body: bytes) -> tuple[dict[str, Any] | None, str]:
-    """The item image in a version's body, or ``(None, reason)``."""
+    """The item image in a version's body, or ``(None, reason)``: not JSON, a JSON value that is not an
+    object, or an object whose values are not all typed DynamoDB values (docs/format.md, "Which objects a
+    reader takes as a table's")."""
     try:
         image = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None, NOT_JSON
-    if not isinstance(image, dict) or not image:
-        return None, f"{NOT_IMAGE} (a JSON {type(image).__name__})" if not isinstance(image, dict) else NOT_IMAGE
-    if not all(isinstance(v, dict) and len(v) == 1 and isinstance(next(iter(v)), str) for v in image.values()):
+    if not isinstance(image, dict):
+        return None, f"{NOT_IMAGE} ({json_kind(image)})"
+    if not image:
+        return None, f"{NOT_IMAGE} (an empty object)"
+    if not all(is_typed_value(v) for v in image.values()):
         return None, f"{NOT_IMAGE} (values are not typed DynamoDB values)"
     return image, ""
 
@@ -201,6 +245,26 @@ class Resolver:
             return Resolution(TAKE, state.object_key, found.image, found.key, legacy=legacy, event_time=event_time)
         held = "removed" if winner is None or not winner.present else f"held by {winner.object_key}"
         return Resolution(ELSEWHERE, state.object_key, key=found.key, reason=held)
+
+    def note_absent(self, state: ItemState) -> None:
+        """Report an object absent at T whose name no writer gives any item of the table (a folder
+        marker ``orders/sub/``, or, for a two-attribute key, a name that is neither an MD5 name nor holds
+        ``" | "``): an empty stray, not a removal. Decided from its name alone, no request."""
+        if self.is_foreign_name(state.object_key):
+            self.skips.add(EMPTY_STRAY, state.object_key)
+
+    def is_foreign_name(self, object_key: str) -> bool:
+        """No writer of this table names any item ``object_key`` (docs/format.md)."""
+        if object_key.endswith("/"):
+            return True  # names are never empty
+        folder = next((f for f in self.folders if object_key.startswith(f)), None)
+        if folder is None or self.schema is None or self.schema.range_key is None:
+            return False
+        relative = object_key[len(folder) :]
+        name = relative.rsplit("/", 1)[-1]
+        if _MD5_NAME.fullmatch(name) or _MD5_NAME.fullmatch(name.removeprefix(k.HASHED_SEGMENT_PREFIX)):
+            return False
+        return " | " not in relative
 
     def inspect(self, object_key: str, stored: StoredObject) -> Inspected | Resolution:
         """What one version's body and metadata say about its object: the item it holds and how it is

@@ -28,6 +28,7 @@ from typing import Any
 from ddb_backup import aliases
 from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
+from ddb_backup.restore.resolve import json_kind
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import create_table_args, describe_table, load_schema
 from ddb_backup.version_meta import MetadataError, VersionMeta
@@ -122,7 +123,7 @@ def image_key_problem(image: Any, schema: k.KeySchema, types: Mapping[str, str])
     """Why ``image`` cannot be written under the key ``schema`` (a key attribute absent, of another
     type, or empty), or None when it can."""
     if not isinstance(image, Mapping):
-        return f"not an item image (a JSON {type(image).__name__})"
+        return f"not an item image ({json_kind(image)})"
     for name in schema.attribute_names:
         value = image.get(name)
         if not isinstance(value, Mapping) or len(value) != 1:
