@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import json
+from collections.abc import Iterator
 
 from click.testing import CliRunner
 from moto import mock_aws
@@ -10,6 +12,7 @@ from moto import mock_aws
 from builders import put, remove
 from ddb_backup.cli import cli
 from ddb_backup.inspect.tables import folders, summarize_bucket
+from ddb_backup.store import VersionEntry
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
 from inspect_support import BUCKET, Clock, backed_up, memory_store, versioned_bucket
@@ -23,6 +26,27 @@ def test_folders_are_found_by_seeking_past_each_one() -> None:
         store.put(key, b"x", {})
     # in key order ("." sorts before "/"), the loose object skipped, each folder listed once
     assert list(folders(store, "p/")) == ["a.b", "a", "a0", "~ddb-backup"]
+
+
+class MarkerInclusiveStore(MemoryStore):
+    """Lists from ``key_marker`` itself, its versions included (moto's ListObjectVersions does so for a
+    key with several versions; S3 starts after the key)."""
+
+    listings = 0
+
+    def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        self.listings += 1
+        assert self.listings < 50, "a seek loop: the same listing again and again"
+        before = None if key_marker is None else key_marker[:-1] + chr(ord(key_marker[-1]) - 1) + "\U0010ffff"
+        return super().list_versions(prefix, key_marker=before)
+
+
+def test_folders_end_even_when_a_listing_repeats_the_marker_key() -> None:
+    store = MarkerInclusiveStore()
+    for key in ["p/loose", "p/loose", "p/t1/a", "p/t1/a", "p/~ddb-backup/tables/t1/schema.json"]:
+        store.put(key, b"x", {})  # each key twice: two versions
+    assert list(itertools.islice(folders(store, "p/"), 10)) == ["t1", "~ddb-backup"]
+    assert list(itertools.islice(folders(store, "p/t1/"), 10)) == []
 
 
 def test_tables_and_tenants_with_counts_and_write_times() -> None:

@@ -156,3 +156,20 @@ def test_naming_is_detected_from_the_bucket() -> None:
     assert not uses_plain_text_names(store, "orders/")
     store.put("tenanted/acme/a | 1", b"{}", {})
     assert uses_plain_text_names(store, "tenanted/")
+
+
+def test_an_item_only_the_backup_holds_is_drift_in_a_small_md5_folder(aws: tuple[Any, Any]) -> None:
+    """A missed REMOVE: the backup (our MD5 names, nothing else in the bucket) holds an item the table
+    does not, and the table holds one the backup does not. Both are drift, exit 1. (A small folder is
+    read whole, as restore reads it: S3 stand-ins that answer a lone KeyMarker wrongly drop no item.)"""
+    ddb, s3 = aws
+    old = time.time() - 600
+    backed_up(S3Store(s3, BUCKET), [put({"pk": {"S": "a"}}, {"pk": {"S": "a"}, "v": {"N": "1"}}, at=old)])
+    only_backup = run_verify("--json")
+    assert only_backup.exit_code == 1, only_backup.output
+    data = json.loads(only_backup.stdout)
+    assert (data["backup_items"], data["drift"]) == (1, {"missing": 0, "extra": 1, "differs": 0})
+    ddb.put_item(TableName="orders", Item={"pk": {"S": "z"}, "v": {"N": "1"}})
+    both = run_verify("--json")
+    assert both.exit_code == 1
+    assert json.loads(both.stdout)["drift"] == {"missing": 1, "extra": 1, "differs": 0}

@@ -295,3 +295,24 @@ def test_a_re_insert_after_a_removal_costs_one_read_and_stays() -> None:
     state = state_at(versions, 1000, read_meta)
     assert state.version is not None and state.version.version_id == "v4"
     assert reads == ["v4"]
+
+
+def test_a_racing_change_before_the_racing_removal_is_not_hidden_by_the_image() -> None:
+    # GIVEN a change (t=101) and then a removal (t=110) both landed inside a full backup's window; its
+    # image was read at or after 100 (floor), by 102, possibly before the change
+    versions = [
+        version(1, 10, 9),
+        version(2, 101, 101),
+        version(3, 110, 110, size=0),
+        version(4, 110, None, marker=True),
+        version(5, 110, 102),
+    ]
+    metas = {
+        "v1": stream_change("INSERT", 9, 10),
+        "v2": stream_change("MODIFY", 101, 20),
+        "v3": stream_change("REMOVE", 110, 30),
+        "v5": scan_image(100, 102, StreamPosition(STREAM, 10, 9)),
+    }
+    # THEN between the image time and the removal the stream's change, after the image, holds
+    assert decide_metas(versions, 105, metas) == "v2"
+    assert decide_metas(versions, 110, metas) is None

@@ -16,9 +16,11 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
+from urllib.parse import unquote
 
 from boto3.dynamodb.types import TypeSerializer
 
+from ddb_backup import aliases as al
 from ddb_backup import keys as k
 from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
@@ -113,6 +115,8 @@ def item_history(store: ObjectStore, object_keys: str | list[str]) -> list[Histo
     merged: list[HistoryEntry] = []
     for entry in sorted(entries, key=lambda e: e.order):
         before = merged[-1].image if merged else None
+        if entry.writer == ORIGINAL_TOOL:  # its event is told by the item's previous image, under any name
+            entry = replace(entry, event=_original_event(entry.image, before))
         merged.append(replace(entry, changes=attribute_changes(before, entry.image)))
     return merged
 
@@ -244,6 +248,8 @@ def locate_items(
     """Every object key holding the item (``locate.candidate_object_keys``: one LIST per name a writer
     gives it), or a UserError saying where it looked."""
     candidates = candidate_object_keys(prefix, table, key, tenant=tenant, schema=schema)
+    if tenant is not None:
+        candidates += [c for c in _other_tenant_names(store, prefix, table, key, tenant, schema) if c not in candidates]
     found = find_object_keys(store, candidates)
     if not found:
         hint = "check --table, --prefix and --tenant"
@@ -251,3 +257,20 @@ def locate_items(
             hint += "; plain-text names need the key schema: let the command reach the table (DescribeTable)"
         raise UserError(f"the backup holds no version of this item (looked at {', '.join(candidates)})", hint)
     return found
+
+
+def _other_tenant_names(
+    store: ObjectStore, prefix: str, table: str, key: Mapping[str, Any], tenant: str, schema: k.KeySchema | None
+) -> list[str]:
+    """The item's names in the table's other tenant folders (one LIST per folder, then one per name): the
+    original tool left an item's old tenant folder as it was when its tenant changed, and that folder
+    holds the item's earlier life (docs/format.md, "Buckets written by the original tool")."""
+    from ddb_backup.inspect.tables import folders
+
+    own = {tenant, unquote(tenant)}
+    names: list[str] = []
+    for folder in al.table_folders(prefix, table):
+        for other in folders(store, folder):
+            if other not in own:
+                names += candidate_object_keys(prefix, table, key, tenant=other, schema=schema)
+    return list(dict.fromkeys(names))

@@ -37,7 +37,10 @@ def folders(store: ObjectStore, prefix: str) -> Iterator[str]:
     """The names of the folders right under ``prefix`` (ending in ``/`` or empty), in key order."""
     marker: str | None = None
     while True:
-        entry = next(iter(store.list_versions(prefix, key_marker=marker)), None)
+        # Past the marker only: a listing that repeats the marker key (moto, for a key with several
+        # versions) must not make the seek stand still.
+        listing = store.list_versions(prefix, key_marker=marker)
+        entry = next((e for e in listing if marker is None or e.key.encode() > marker.encode()), None)
         if entry is None:
             return
         name, slash, _ = entry.key[len(prefix) :].partition("/")

@@ -4,8 +4,9 @@
    token bucket). Each item's object key is computed the way the function names it; the table's side
    is held compactly: a 16-byte digest of the object key -> a 16-byte digest of the image plus the key
    (about 150 bytes per item in all; 1 M items ~ 150 MB).
-2. The backup's state now is walked (every range in parallel, every present image read). Each item is
-   looked up and removed from the table's side; what remains at the end is missing from the backup.
+2. The backup's state now is walked (every range in parallel, every present image read). Each item the
+   backup holds is looked up and removed from the table's side; what remains at the end is missing from
+   the backup (an absent name is never compared: another of the item's names may hold it).
 3. A difference may be a change still in flight (the function writes seconds after the change). After
    the grace period each difference is read again, on both sides: gone, or the item changed meanwhile,
    or the backup's newest version is younger than the grace period -> in flight; otherwise drift.
@@ -237,14 +238,15 @@ def compare_backup(
         return BackupImage(state, resolution.image, resolution.event_time)
 
     for _, backup in map_bounded(read, states, workers=options.workers):
-        if backup.skip:
+        if backup.skip or backup.image is None:
+            # An absent name says nothing of the item: another of its names (the original tool's, after a
+            # rollback) may hold it. An item the table holds and no name does remains: missing, below.
             continue
-        if backup.image is not None:
-            report.backup_items += 1
-        object_key = backup.state.object_key if backup.image is None else side.object_key(backup.image)
+        report.backup_items += 1
+        object_key = side.object_key(backup.image)
         difference = _difference(backup, side.pop(object_key), options, clock(), object_key)
         if difference is None:
-            report.matching += backup.image is not None
+            report.matching += 1
         else:
             differences.append(difference)
     for entry in side.remaining():
@@ -263,10 +265,7 @@ def _planner(store: ObjectStore, at: float) -> Callable[[KeyRange], Iterator[Ite
 def _difference(
     backup: BackupImage, table: TableEntry | None, options: VerifyOptions, now: float, object_key: str
 ) -> Difference | None:
-    if backup.image is None:
-        if table is None:
-            return None
-        return Difference(MISSING, object_key, table.key, now, table_digest=table.digest)
+    assert backup.image is not None  # absent names are never compared (compare_backup)
     key = item_key(backup.image, options.schema)
     if table is None:
         return Difference(EXTRA, object_key, key, now, backup_event_time=backup.event_time)

@@ -121,9 +121,6 @@ def folder_ranges(
 
 def table_ranges(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> list[KeyRange]:
     """The key ranges of a table (or of one tenant's folder, ``tenant`` being its escaped segment), over
-    every folder that holds its objects (``table_folders``)."""
-    ranges: list[KeyRange] = []
-    for folder in table_folders(store, prefix, table, tenant):
-        for key_range in key_ranges(folder, md5_names=uses_md5_names(store, folder)):
-            ranges.append(KeyRange(len(ranges), key_range.prefix, key_range.start, key_range.end))
-    return ranges
+    every folder that holds its objects (``table_folders``), cut as restore cuts them (``folder_ranges``:
+    folders whose listing fits one page are read whole, one LIST each, with no KeyMarker)."""
+    return folder_ranges(store, table_folders(store, prefix, table, tenant))[0]

@@ -144,8 +144,18 @@ def _settle_raced_removal(
         return  # the image's look saw this removal: not a racer
     if removal.event_time <= walk.at:
         walk.take(tombstone_entry, meta=removal)
-    elif image.event_time <= walk.at:
+    elif image.event_time <= walk.at and not _racer_after(walk, image, read_meta):
         walk.take(image_entry, meta=image)
+
+
+def _racer_after(walk: _Walk, image: VersionMeta, read_meta: ReadMeta) -> bool:
+    """Is the change the walk took (written before the racing removal) a stream change after ``image``
+    in the order of changes? Then it raced the image too, and holds until the removal."""
+    taken = walk.decided_by
+    if taken is None or taken.is_delete_marker:
+        return False
+    meta = walk.decided_meta if walk.decided_meta is not None else _read(taken, walk, read_meta)
+    return meta is not None and meta.position is not None and meta.after(image)
 
 
 def _removal_then_object(
