@@ -373,6 +373,19 @@ def test_readers_cut_a_small_table_as_restore_does_one_listing_per_folder(tmp_pa
     assert sorted(i["userId"]["S"] for i in exported(store, T0 + 200, tmp_path, "")) == ["u1", "u2", "u3"]
 
 
+def test_5_diff_sees_our_removal_under_the_escaped_tenant_folder() -> None:
+    # GIVEN the original tool wrote under the raw tenant folder "t%2"; ddb-backup removed the item
+    # under its escaped folder "t%252" (plain-text names), and another item under "t1"
+    store, clock = new_bucket()
+    items = [(key("50%"), "t%2"), (key("p"), "t1")]
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(item, {"tenant": {"S": tenant}, **v(1)}, at=T0) for item, tenant in items])
+    removals = [remove(item, {"tenant": {"S": tenant}, **v(1)}, at=T0 + 100) for item, tenant in items]
+    ours(store, clock, removals, prefix="bk", plain_text=True, tenant_column="tenant")
+    # THEN diff reports both removals
+    assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"50%": "removed", "p": "removed"}
+
+
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
 
 

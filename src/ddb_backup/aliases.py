@@ -22,6 +22,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import unquote
 
 from ddb_backup import keys as k
 from ddb_backup.version_meta import Tenancy
@@ -181,6 +182,7 @@ def alias_object_keys(
     if where.tenant:
         raw = where.tenant[:-1]
         tenants.append(k.tenant_segment_for_text(raw) + "/")
+        tenants.append(unquote(raw) + "/")  # ours is the escaped segment: the original tool's is the raw value
     tenants += list(other_tenants)
     candidates: list[str] = []
     for folder, tenant, name in itertools.product(folders, tenants, item_names(key, schema)):
