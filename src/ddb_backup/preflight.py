@@ -193,8 +193,15 @@ def check_keys(
             raise NothingMatches(f"the backup of {table!r} holds no version of the item {k.key_json(dict(key))}", hint)
 
 
-def no_tables(store: ObjectStore, bucket: str, prefix: str) -> None:
-    """``tables`` found nothing: ``NothingMatches`` naming the bucket's top-level folders."""
+def no_tables(store: ObjectStore, bucket: str, prefix: str, prefixes: Sequence[str] = ()) -> None:
+    """``tables`` found no table: ``NothingMatches`` naming the prefixes it found in their place (folders
+    that ``looks_like_prefix``), else the bucket's top-level folders."""
+    where = backup_root(prefix)
+    if prefixes:
+        hint = "give one as --prefix: " + ", ".join(f"--prefix {where}{name}" for name in prefixes[:SHOWN])
+        hint += ", ..." if len(prefixes) > SHOWN else ""
+        found = f"; it holds the prefixes {_listing(prefixes)}"
+        raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}{found}", hint)
     tops = [unquote(name) for name in itertools.islice(folders(store, ""), LOOKED_AT) if name != OWN_FOLDER]
     hint = f"the bucket's top-level folders: {_listing(tops)}; give one as --prefix" if tops else "check --bucket"
     raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}", hint)

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, key_schema, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, json_option, short_key
+from ddb_backup.errors import UserError
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.tables import summarize_table
 from ddb_backup.preflight import NothingMatches
@@ -18,7 +19,7 @@ from ddb_backup.version_meta import epoch_to_iso
 
 @click.command()
 @bucket_options
-@click.option("--table", required=True, help="The table's name.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table's name.")
 @click.option("--from", "start_text", required=True, metavar="TIME", help=f"The earlier time: {FORMS}.")
 @click.option(
     "--to", "end_text", default="-0s", show_default="now", metavar="TIME", help="The later time (same forms)."
@@ -40,13 +41,16 @@ def diff(
         --from 2026-11-27T09:00:00Z --to 2026-11-27T10:00:00Z
 
     \b
-    Exit codes: 0 shown (whether or not anything changed), 2 bad options, 3 AWS error,
-    5 the backup holds nothing for the table (or tenant) under this prefix, or nothing before
-    both times (they precede its first write).
+    Exit codes: 0 shown (whether or not anything changed), 2 bad options (also: --from later
+    than --to), 3 AWS error, 5 the backup holds nothing for the table (or tenant) under this
+    prefix, or nothing before both times (they precede its first write).
     """
     start, end = parse_time(start_text), parse_time(end_text)
     if end < start:
-        start, end = end, start
+        raise UserError(
+            f"--from {start_text!r} ({epoch_to_iso(start)}) is later than --to {end_text!r} ({epoch_to_iso(end)})",
+            "give the earlier time as --from",
+        )
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     counts = DiffCounts()
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -29,7 +29,7 @@ UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
 
 @click.command()
 @bucket_options
-@click.option("--table", required=True, help="The table's name.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table's name.")
 @click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
 @click.option("--to", "target", required=True, help="s3://BUCKET/PREFIX or a local folder; must hold no export.")
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="gzip", show_default=True)

@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
@@ -18,12 +19,19 @@ import click
 
 from ddb_backup import keys as k
 from ddb_backup import preflight
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options
+from ddb_backup.cli.common import MAX_PROCESSES, PROCESSES, RATE, TABLE_NAME, THREADS, Aws, aws_options, bucket_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import UserError
-from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
+from ddb_backup.restore.execute import (
+    DEFAULT_WORKERS,
+    RestoreInterrupted,
+    RestoreOptions,
+    RestoreSummary,
+    restore,
+    validate,
+)
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.timeparse import FORMS, parse_duration, parse_time
 from ddb_backup.version_meta import epoch_to_iso
@@ -41,9 +49,11 @@ def parse_key(text: str) -> str:
 @click.command()
 @aws_options
 @bucket_options
-@click.option("--table", "source", required=True, help="The backed-up (source) table.")
+@click.option("--table", "source", type=TABLE_NAME, required=True, help="The backed-up (source) table.")
 @click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
-@click.option("--to-table", "target", required=True, help="The table to restore into (created when missing).")
+@click.option(
+    "--to-table", "target", type=TABLE_NAME, required=True, help="The table to restore into (created when missing)."
+)
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value; %none: items without one).")
 @click.option(
     "--key",
@@ -61,21 +71,17 @@ def parse_key(text: str) -> str:
     metavar="N",
     help="Write units per second at most (default: no limit).",
 )
-@click.option(
-    "--workers", type=click.IntRange(1, 512), default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads."
-)
+@click.option("--workers", type=THREADS, default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads.")
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(
     "--segment",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_PROCESSES - 1),
     default=0,
     show_default=True,
     metavar="I",
     help="This process's share (0-based).",
 )
-@click.option(
-    "--total-segments", type=click.IntRange(1), default=1, show_default=True, metavar="N", help="Shares in all."
-)
+@click.option("--total-segments", type=PROCESSES, default=1, show_default=True, metavar="N", help="Shares in all.")
 @click.option(
     "--max-lag",
     default=f"{DEFAULT_MAX_LAG / 3600:g}h",
@@ -144,6 +150,7 @@ def restore_command(
         max_lag=parse_duration(max_lag),
         **flags,
     )
+    validate(options, time.time())  # before any AWS call
     tenant = options.tenant_segment
     store = checked_store(aws, bucket, prefix, options.source, tenant, max_pool=max(64, options.workers * 2))
     if key_texts:

@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ddb_backup import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.output import echo_json, json_option
 
 START_AT = {"trim-horizon": "TRIM_HORIZON", "latest": "LATEST"}
@@ -46,7 +46,7 @@ def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
 
 @click.command("run")
 @bucket_options
-@click.option("--table", required=True, help="The table whose stream to back up.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table whose stream to back up.")
 @click.option("--until-idle", is_flag=True, help="Stop once every open shard has no new records.")
 @click.option(
     "--checkpoint",
