@@ -235,3 +235,18 @@ def test_every_plain_progress_line_labels_its_counts(bucket: Any, tmp_path: Path
             assert PLAIN_PROGRESS.fullmatch(line), line
             assert not re.search(r"\d+/\d+", line), line
             assert not re.search(r"[a-z] \d+(,|$)", line), line  # "written 5": the unit goes after the count
+
+
+def test_a_bucket_found_missing_after_the_preflight_is_still_said_to_be_missing(
+    bucket: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Deleted between the check and the write: the AWS error is read, not printed as "check credentials"."""
+    from ddb_backup import preflight
+
+    monkeypatch.setattr(preflight, "check_s3_url", lambda *args: None)
+    result = invoke(
+        "export", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", "-1s",
+        "--to", "s3://missing-bucket/exports/",
+    )  # fmt: skip
+    assert one_line_error(result, 5), result.output
+    assert "the bucket 'missing-bucket' does not exist" in result.output and "credentials" not in result.output

@@ -39,27 +39,35 @@ class NoSuchBucket(NothingMatches):
     """The bucket itself does not exist."""
 
 
-def check_bucket(s3: Any, bucket: str) -> None:
-    """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself.
+def check_bucket(s3: Any, bucket: str, option: str = "--bucket") -> None:
+    """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself,
+    naming the ``option`` that gave it (``--bucket``; ``--to`` or ``--checkpoint`` for an ``s3://`` URL).
 
     Connection failures propagate (botocore's ``EndpointConnectionError``): the CLI reports them as such.
     """
+    check = f"check {option}" + (" (or BackupBucket)" if option == "--bucket" else "")
     try:
         s3.head_bucket(Bucket=bucket)
     except ParamValidationError as err:
-        raise UserError(
-            f"--bucket {bucket!r} is not a valid S3 bucket name", "check --bucket (or BackupBucket)"
-        ) from err
+        raise UserError(f"{option} {bucket!r} is not a valid S3 bucket name", check) from err
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in {"404", "NoSuchBucket", "NotFound"}:
-            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
+            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", check) from err
         if code in {"403", "AccessDenied", "Forbidden"}:
             raise UserError(
                 f"access to the bucket {bucket!r} is denied",
-                "check --bucket, --profile and the credentials' s3:ListBucket permission",
+                f"{check}, --profile and the credentials' s3:ListBucket permission",
             ) from err
         raise
+
+
+def check_s3_url(s3: Any, url: str, option: str) -> None:
+    """``check_bucket`` for the bucket of an ``s3://BUCKET/...`` option (``--to``, ``--checkpoint``);
+    anything else (a local path, a URL without a bucket) is left to the option's own checks."""
+    bucket = url.removeprefix("s3://").partition("/")[0] if url.startswith("s3://") else ""
+    if bucket:
+        check_bucket(s3, bucket, option)
 
 
 def _where(prefix: str) -> str:

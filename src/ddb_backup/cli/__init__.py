@@ -23,6 +23,7 @@ from ddb_backup.cli.tables import tables
 from ddb_backup.cli.verify import verify
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.keys import InvalidKeyError
+from ddb_backup.preflight import NoSuchBucket
 from ddb_backup.settings import SettingsError
 from ddb_backup.store import StoreError
 
@@ -41,6 +42,16 @@ def _unreachable(err: BaseException) -> EndpointConnectionError | None:
     return None
 
 
+def _missing_bucket(err: BaseException) -> str | None:
+    """The bucket S3 said does not exist (``NoSuchBucket``) behind ``err``, if that is what it is."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ClientError) and seen.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return str(seen.response["Error"].get("BucketName") or "?")
+        seen = seen.__cause__
+    return None
+
+
 class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         aws.notify = lambda message: click.echo(f"note: {message}", err=True)
@@ -50,7 +61,12 @@ class Cli(click.Group):
             click.echo(f"error: {err}", err=True)
             ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 5
         except AWS_ERRORS as err:
-            unreachable = _unreachable(err)
+            unreachable, missing = _unreachable(err), _missing_bucket(err)
+            if missing is not None:  # found missing after the preflight, e.g. deleted meanwhile
+                click.echo(
+                    f"error: the bucket {missing!r} does not exist (Try: check --bucket, --to, --checkpoint)", err=True
+                )
+                ctx.exit(NoSuchBucket.exit_code)
             if unreachable is not None:
                 click.echo(
                     f"error: cannot connect to AWS: {unreachable} "

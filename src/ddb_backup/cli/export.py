@@ -61,12 +61,14 @@ def export(
 
     \b
     Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error,
-    5 the backup holds nothing for the table (or tenant) under this prefix.
+    5 the backup holds nothing for the table (or tenant) under this prefix, or nothing at TIME
+    (it precedes the table's first write), or the --to bucket does not exist.
     """
     at = parse_time(at_text)
     if not target.startswith("s3://"):
         preflight.check_local_path("--to", target, folder=True)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
+    preflight.check_s3_url(aws.client("s3"), target, "--to")
     destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
     schema = load_schema(store, prefix, table) or describe_table(aws, table)
     s3_target = target if target.startswith("s3://") else UPLOAD_PLACEHOLDER

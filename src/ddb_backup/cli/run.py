@@ -98,7 +98,8 @@ def run(
 
     \b
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
-    (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing.
+    (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing, 5 the
+    bucket (--bucket, or the --checkpoint's) does not exist.
     """
     from ddb_backup.checkpoint import default_location, open_checkpoints
     from ddb_backup.handler import build_runtime
@@ -113,6 +114,7 @@ def run(
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     preflight.check_bucket(s3, bucket)
+    preflight.check_s3_url(s3, checkpoint or "", "--checkpoint")
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)
     checkpoints = open_checkpoints(checkpoint or default_location(bucket, settings.prefix, table), lambda: s3)
     stop = threading.Event()
