@@ -161,6 +161,7 @@ def restore_command(
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
     stop = threading.Event()
+    plan: list[dict[str, str]] = []  # --dry-run --json: the versions it would read go into the JSON
     try:
         with progress("restore") as update, _ctrl_c_stops(stop):
             summary = restore(
@@ -170,14 +171,21 @@ def restore_command(
                 progress=lambda s: update(
                     s.puts, None, f"items put, {s.items} looked at, {s.metadata_reads} metadata reads"
                 ),
-                on_plan=_print_plan_line if options.dry_run else None,
+                on_plan=(lambda state: plan.append(_plan_entry(state))) if as_json else _print_plan_line,
                 stop=stop,
             )
     except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
         sys.exit(INTERRUPTED)
     if as_json:
-        echo_json({"at": epoch_to_iso(options.at), "target": options.target, **asdict(summary)})
+        earliest = None if summary.earliest is None else epoch_to_iso(summary.earliest)  # ISO, as every time
+        summary_json = {
+            "at": epoch_to_iso(options.at),
+            "target": options.target,
+            **asdict(summary),
+            "earliest": earliest,
+        }
+        echo_json(summary_json | ({"plan": plan} if options.dry_run else {}))
     else:
         click.echo(f"TIME: {epoch_to_iso(options.at)}")
         _print_summary(summary)
@@ -246,6 +254,11 @@ def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
     finally:
         if not stop.is_set():  # once stopping, a second Ctrl-C still aborts, until the process exits
             signal.signal(signal.SIGINT, previous)
+
+
+def _plan_entry(state: ItemState) -> dict[str, str]:
+    assert state.version is not None
+    return {"object_key": state.object_key, "version_id": state.version.version_id}
 
 
 def _print_plan_line(state: ItemState) -> None:

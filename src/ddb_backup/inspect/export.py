@@ -228,7 +228,6 @@ class ExportManifest:
             "format": "ddb-backup-export/1",
             "table": self.table,
             "at": epoch_to_iso(self.at),
-            "at_epoch": self.at,
             "source": self.source,
             "input_format": "DYNAMODB_JSON",
             "input_compression_type": COMPRESSIONS[self.compression][1],
