@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ddb_backup.aws.clients import make_client
-from ddb_backup.capture.checkpoint import Checkpoint, FileCheckpoints
+from ddb_backup.capture.stream_checkpoint import Checkpoint, FileCheckpoints
 from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, capture_handler
 from ddb_backup.cli import cli
 from ddb_backup.format import version_meta as vm

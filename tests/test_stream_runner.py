@@ -13,8 +13,14 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ddb_backup.capture.checkpoint import Checkpoint, FileCheckpoints, S3Checkpoints, default_location, open_checkpoints
 from ddb_backup.capture.records import StreamRecord
+from ddb_backup.capture.stream_checkpoint import (
+    Checkpoint,
+    FileCheckpoints,
+    S3Checkpoints,
+    default_location,
+    open_checkpoints,
+)
 from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, list_shards, lowest_failure
 from ddb_backup.errors import BackupError, UserError
 from fake_streams import ARN, FakeStreams

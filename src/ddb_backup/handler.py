@@ -18,7 +18,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 
 from ddb_backup.aws.clients import make_client
 from ddb_backup.capture.engine import BatchReport, Capture, CaptureSettings
-from ddb_backup.capture.schema import KeySchemaCache
+from ddb_backup.capture.key_schema_cache import KeySchemaCache
 from ddb_backup.settings import Settings, require_versioning
 from ddb_backup.store.native import open_s3_store
 

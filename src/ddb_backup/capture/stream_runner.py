@@ -22,9 +22,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup.capture.checkpoint import Checkpoint, CheckpointStore
 from ddb_backup.capture.engine import Capture
 from ddb_backup.capture.records import lambda_record
+from ddb_backup.capture.stream_checkpoint import Checkpoint, CheckpointStore
 from ddb_backup.errors import BackupError, UserError
 
 log = logging.getLogger(__name__)
