@@ -4,7 +4,7 @@ in its own process on 127.0.0.1 and answers after 20 ms; our side is the real co
 capture: 1,000-record batches over 250 items through the Lambda handler (``ddb_backup.handler.handler``,
 cold start excluded), on the native S3 client and, in the same run, on plain boto3 (the baseline).
 listing: CPU per 1,000-version ListObjectVersions page through boto3, botocore's timestamp parser
-against ours (``ddb_backup.timestamps``).
+against ours (``ddb_backup.aws.timestamps``).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from benchmarks.report import Figure
 from benchmarks.restore_bench import SOURCE, saved_schema
 from benchmarks.synthetic import History
 from ddb_backup import handler as h
-from ddb_backup.aws import client_config, make_client
+from ddb_backup.aws.clients import client_config, make_client
 from ddb_backup.store.native import S3_CLIENT_ENV
 from ddb_backup.store.s3 import S3Store
 

@@ -25,11 +25,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.errors import BackupError, HintedError, UserError
-from ddb_backup.locate import candidate_object_keys, find_object_keys
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import describe_table
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
+from ddb_backup.restore.locate import candidate_object_keys, find_object_keys
 from ddb_backup.restore.plan import PointInTime, folder_ranges, table_folders
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
 from ddb_backup.restore.read_once import Planned, plan_range_once
@@ -40,8 +42,6 @@ from ddb_backup.restore.target import Target, check_items_fit, image_key_problem
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, key_of
 from ddb_backup.store import ObjectStore, StoreError
-from ddb_backup.table_schema import describe_table
-from ddb_backup.version_meta import epoch_to_iso
 
 DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0

@@ -1,6 +1,6 @@
 """The object store: the small interface every backend implements (docs/architecture.md).
 
-Backends know nothing of DynamoDB or of our paths; ``ddb_backup.keys`` computes every key.
+Backends know nothing of DynamoDB or of our paths; ``ddb_backup.format.keys`` computes every key.
 """
 
 from ddb_backup.store.base import (

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import TypeVar
 
-from ddb_backup.aws import UNREACHABLE
+from ddb_backup.aws.clients import UNREACHABLE
 from ddb_backup.store.base import (
     NoSuchVersion,
     ObjectStore,
@@ -56,7 +56,7 @@ class RetryingStore:
                 raise  # answers, not faults
             except StoreError as err:
                 if attempt == self.attempts or isinstance(err.__cause__, UNREACHABLE):
-                    raise  # an unreachable endpoint: botocore already retried it (aws.py's one policy)
+                    raise  # an unreachable endpoint: botocore already retried it (aws/clients.py's one policy)
                 self.retries += 1
                 self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**attempt)))
         raise AssertionError("unreachable")

@@ -48,7 +48,7 @@ def expect_bucket_owner(client: Any, owner: str | None) -> Any:
 
 
 class S3Store:
-    """One bucket through a boto3 S3 client (retries are the client's: see ``ddb_backup.aws``).
+    """One bucket through a boto3 S3 client (retries are the client's: see ``ddb_backup.aws.clients``).
 
     ``expected_bucket_owner`` (an account id, when the owner is known) goes with every request as
     ``ExpectedBucketOwner``: a bucket of the same name in another account is refused, not written.

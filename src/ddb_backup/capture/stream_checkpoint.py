@@ -18,8 +18,8 @@ from typing import Any, Protocol
 from botocore.exceptions import ClientError
 
 from ddb_backup.errors import UserError
-from ddb_backup.keys import prefix_parts
-from ddb_backup.table_schema import OWN_FOLDER
+from ddb_backup.format.keys import prefix_parts
+from ddb_backup.format.table_schema import OWN_FOLDER
 
 CHECKPOINT_FORMAT = 1
 S3_SCHEME = "s3://"

@@ -22,10 +22,10 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup.capture import Capture
-from ddb_backup.checkpoint import Checkpoint, CheckpointStore
+from ddb_backup.capture.engine import Capture
+from ddb_backup.capture.records import lambda_record
+from ddb_backup.capture.stream_checkpoint import Checkpoint, CheckpointStore
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.records import lambda_record
 
 log = logging.getLogger(__name__)
 
