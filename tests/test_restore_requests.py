@@ -14,8 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from builders import put
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.store import StoredObject, VersionEntry
 from ddb_backup.store.memory import MemoryStore

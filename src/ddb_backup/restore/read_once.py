@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
+from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.restore.plan import PointInTime, group_versions
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.timeline import ItemState, ReadMeta, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, VersionEntry
-from ddb_backup.version_meta import VersionMeta
 
 SMALL_BODY = 64 * 1024  # bytes: a GET this small costs about what a HEAD costs
 
