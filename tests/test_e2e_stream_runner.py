@@ -11,8 +11,9 @@ import pytest
 from click.testing import CliRunner
 
 from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.batch_response import capture_handler
 from ddb_backup.capture.stream_checkpoint import Checkpoint, FileCheckpoints
-from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, capture_handler
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
 from ddb_backup.cli import cli
 from ddb_backup.format import version_meta as vm
 from ddb_backup.handler import build_runtime

@@ -24,10 +24,11 @@ from moto import mock_aws
 
 from builders import event, put, record, remove
 from ddb_backup import handler as h
+from ddb_backup.capture.batch_response import capture_handler
 from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.capture.full_backup import FullBackup, FullBackupOptions
 from ddb_backup.capture.privacy import item_ref, scrub
-from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, capture_handler
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
 from ddb_backup.format import keys as k
 from ddb_backup.settings import SettingsError
 from ddb_backup.store import StoreError

@@ -13,6 +13,7 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
+from ddb_backup.capture.batch_response import lowest_failure
 from ddb_backup.capture.records import StreamRecord
 from ddb_backup.capture.stream_checkpoint import (
     Checkpoint,
@@ -21,7 +22,8 @@ from ddb_backup.capture.stream_checkpoint import (
     default_location,
     open_checkpoints,
 )
-from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, list_shards, lowest_failure
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
+from ddb_backup.capture.stream_shards import list_shards
 from ddb_backup.errors import BackupError, UserError
 from fake_streams import ARN, FakeStreams
 

@@ -100,8 +100,10 @@ def run(
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
     (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing.
     """
+    from ddb_backup.capture.batch_response import capture_handler
     from ddb_backup.capture.stream_checkpoint import default_location, open_checkpoints
-    from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner, capture_handler, stream_arn_for
+    from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
+    from ddb_backup.capture.stream_shards import stream_arn_for
     from ddb_backup.handler import build_runtime
     from ddb_backup.settings import Settings, clean_prefix
 

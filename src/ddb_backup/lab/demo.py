@@ -21,12 +21,13 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.batch_response import capture_handler
 from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.capture.full_backup import FullBackupOptions, run_full_backup
 from ddb_backup.capture.key_schema_cache import KeySchemaCache
 from ddb_backup.capture.records import lambda_record
 from ddb_backup.capture.stream_checkpoint import FileCheckpoints
-from ddb_backup.capture.stream_runner import RunnerOptions, RunSummary, StreamRunner, capture_handler
+from ddb_backup.capture.stream_runner import RunnerOptions, RunSummary, StreamRunner
 from ddb_backup.format import keys as k
 from ddb_backup.lab.emulator import environment, local_credentials, moto_server, reset
 from ddb_backup.lab.faults import FaultyDynamoDB, FaultyStore
