@@ -16,7 +16,7 @@ from moto import mock_aws
 
 from builders import put, remove
 from cli_support import AT, BUCKET, SCHEMA, fill_bucket, invoke, key, one_line_error
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
 from ddb_backup.store.s3 import S3Store
 
@@ -241,7 +241,7 @@ def test_a_bucket_found_missing_after_the_preflight_is_still_said_to_be_missing(
     bucket: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Deleted between the check and the write: the AWS error is read, not printed as "check credentials"."""
-    from ddb_backup import preflight
+    from ddb_backup.cli import preflight
 
     monkeypatch.setattr(preflight, "check_s3_url", lambda *args: None)
     result = invoke(

@@ -17,9 +17,9 @@ import pytest
 from moto import mock_aws
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
 from ddb_backup.inspect.history import item_history, locate_items

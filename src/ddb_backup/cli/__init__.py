@@ -11,19 +11,20 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ddb_backup import __version__, aws
+from ddb_backup import __version__
+from ddb_backup.aws import clients as aws
 from ddb_backup.cli.demo import demo
 from ddb_backup.cli.diff import diff
 from ddb_backup.cli.export import export
 from ddb_backup.cli.full_backup import full_backup
 from ddb_backup.cli.history import history
+from ddb_backup.cli.preflight import NoSuchBucket
 from ddb_backup.cli.restore import restore_command
 from ddb_backup.cli.run import run
 from ddb_backup.cli.tables import tables
 from ddb_backup.cli.verify import verify
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.keys import InvalidKeyError
-from ddb_backup.preflight import NoSuchBucket
+from ddb_backup.format.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
 from ddb_backup.store import StoreError
 

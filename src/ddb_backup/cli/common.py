@@ -12,7 +12,7 @@ from typing import Any, TypeVar
 import boto3
 import click
 
-from ddb_backup.aws import make_client
+from ddb_backup.aws.clients import make_client
 from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
 from ddb_backup.store.s3 import expect_bucket_owner

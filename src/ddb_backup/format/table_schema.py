@@ -13,7 +13,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 from ddb_backup.store import NoSuchVersion, ObjectStore, require_version
 
 SCHEMA_FORMAT = 1
