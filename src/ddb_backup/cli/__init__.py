@@ -92,8 +92,9 @@ def cli() -> None:
     lost records before they were read (run), 2 a usage or user error (the message says
     how to fix it), 3 an AWS or storage error (also: AWS cannot be reached), 4 restored
     except items the target refused (restore: the rejects file), 5 the backup holds nothing
-    for the --bucket, --prefix, --table, --tenant or --key given (the message says what it
-    does hold), 130 interrupted (restore: --resume).
+    for the --bucket, --prefix, --table, --tenant or --key given, or nothing at a TIME before
+    the table's first write, or a --to/--checkpoint bucket does not exist (the message says what
+    it does hold), 130 interrupted (restore: --resume).
     --bucket and --prefix default to the env names BackupBucket and BackupPrefix.
     Each command's --help has an example and its own exit codes.
     """

@@ -22,6 +22,7 @@ from ddb_backup.inspect.export import (
 from ddb_backup.inspect.import_call import import_call
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import skipped_lines
+from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_time
 
 UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
@@ -86,6 +87,7 @@ def export(
             manifest,
             settings,
             on_progress=lambda written: update(written, None, "items written"),
+            on_empty=lambda: _refuse_before_the_backup(store, prefix, table, tenant_segment(tenant), at),
         )
     if as_json:  # the warnings are in the JSON
         echo_json(
@@ -109,3 +111,10 @@ def export(
     click.echo(f"import it into a new table{where}:\n  {call.command}")
     for line in skipped_lines(manifest.skipped):
         click.echo(f"warning: {line}", err=True)
+
+
+def _refuse_before_the_backup(store: ObjectStore, prefix: str, table: str, tenant: str | None, at: float) -> None:
+    """No item at TIME and TIME before the table's first write: a wrong time, not an empty table (exit 5)."""
+    first = preflight.first_write_after(store, prefix, table, at, tenant)
+    if first is not None:
+        raise preflight.before_first_write(table, first, at, "--at")

@@ -83,7 +83,10 @@ def full_backup(
     with progress(f"full-backup {table}") as update:
 
         def report(summary: FullBackupSummary) -> None:
-            detail = f"written {summary.written}, newer in stream {summary.skipped_newer}, failed {summary.failed}"
+            detail = (
+                f"items scanned, {summary.written} written, {summary.skipped_newer} left to newer stream changes, "
+                f"{summary.failed} failed"
+            )
             update(summary.scanned, summary.estimated_items or None, detail)
 
         summary = run_full_backup(dynamodb, store, bucket, table, options, on_progress=report)

@@ -21,11 +21,13 @@ from botocore.exceptions import ClientError, ParamValidationError
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases
 from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
 from ddb_backup.store import ObjectStore
 
 SHOWN = 8  # names listed in a suggestion
+LAST_MODIFIED_SLACK = 1.0  # S3's LastModified has whole seconds (moto rounds it up): a write may look later
 LOOKED_AT = 200  # folders examined when looking for suggestions (a listing request each)
 
 
@@ -163,6 +165,34 @@ def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None
     hint = f"did you mean --tenant {nearest[0]!r}? " if nearest else ""
     raise NothingMatches(
         f"the backup of {table!r} holds no tenant {shown!r}", f"{hint}its tenants: {_listing(names)}".strip()
+    )
+
+
+def first_write_after(
+    store: ObjectStore, prefix: str, table: str, at: float, tenant: str | None = None
+) -> float | None:
+    """The table's (or tenant's, the escaped segment) earliest S3 write time when every version was written
+    after ``at`` (epoch seconds); None as soon as one was written at or before it, or when there is none.
+    One listing of the table's folders at most, stopped at the first version written by ``at`` (give or take
+    ``LAST_MODIFIED_SLACK``)."""
+    earliest: float | None = None
+    segments = [""] if tenant is None else sorted({tenant + "/", unquote(tenant) + "/"})
+    for folder in aliases.table_folders(prefix, table):
+        for version in itertools.chain.from_iterable(store.list_versions(folder + seg) for seg in segments):
+            written = version.last_modified.timestamp()
+            if written <= at + LAST_MODIFIED_SLACK:
+                return None
+            earliest = written if earliest is None else min(earliest, written)
+    return earliest
+
+
+def before_first_write(table: str, first: float, at: float, option: str) -> NothingMatches:
+    """The error for a TIME (``option`` gave it) at which the backup holds nothing because it precedes the
+    table's first write (S3 write time; a change's event time is never later than its write)."""
+    return NothingMatches(
+        f"the backup of {table!r} holds nothing before its first write at {epoch_to_iso(first)}, "
+        f"and {option} {epoch_to_iso(at)} is earlier",
+        f"give {option} after {epoch_to_iso(first)}",
     )
 
 

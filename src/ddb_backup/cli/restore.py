@@ -28,6 +28,7 @@ from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.options import validate
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
+from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_duration, parse_time
 
 INTERRUPTED = 130
@@ -132,8 +133,9 @@ def restore_command(
     (nothing written), 2 a usage or user error, nothing written (the message says what to
     change), 3 an AWS or storage error (retries spent; --resume continues), 4 restored except
     the items the target refused (listed in the rejects file), 5 the backup holds nothing for
-    the --table, --prefix, --tenant or --key given (nothing created; the message says what
-    the bucket holds), 130 interrupted by Ctrl-C (--resume continues).
+    the --table, --prefix, --tenant or --key given, or nothing at a TIME before the table's
+    first write (nothing created; the message says what the bucket holds), 130 interrupted by
+    Ctrl-C (--resume continues).
     """
     options = RestoreOptions(
         bucket=bucket,
@@ -152,6 +154,7 @@ def restore_command(
         keys = [parse_key_option(text) for text in key_texts]
         preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
+    _refuse_before_the_backup(options, lambda opts: restore(opts, store, dynamodb), store)
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
     stop = threading.Event()
@@ -201,6 +204,16 @@ def destructive_flags(options: RestoreOptions) -> list[str]:
     same_table = options.allow_same_table and options.target == options.source
     flags = [("--allow-same-table", same_table), ("--overwrite", options.overwrite), ("--sync", options.sync)]
     return [name for name, on in flags if on]
+
+
+def _refuse_before_the_backup(
+    options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSummary], store: ObjectStore
+) -> None:
+    """TIME before the table's first write (S3 write time) and nothing present at TIME (a dry run of the
+    plan says, only then): a wrong time, not an empty table; exit 5 before the target is created."""
+    first = preflight.first_write_after(store, options.prefix, options.source, options.at, options.tenant_segment)
+    if first is not None and plan(replace(options, dry_run=True, resume=False)).puts == 0:
+        raise preflight.before_first_write(options.source, first, options.at, "--at")
 
 
 def _confirm(options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSummary]) -> None:
