@@ -157,8 +157,8 @@ def test_a_39_digit_key_number_is_a_one_line_error(bucket: Any) -> None:
         ["verify", "--table", "orders", "--read-rate", "-1"],
         ["verify", "--table", "orders", "--read-rate", "0"],
         ["verify", "--table", "orders", "--segments", "-3"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--total-segments", "0"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "0"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--total-segments", "0"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate", "0"],
         ["full-backup", "--table", "orders", "--segments", "0"],
     ],
 )
@@ -175,8 +175,8 @@ def test_numeric_options_out_of_range_are_usage_errors(args: list[str]) -> None:
         ["verify", "--table", "orders", "--grace", "99999999999999d"],
         ["full-backup", "--table", "orders", "--read-rate", "nan"],
         ["full-backup", "--table", "orders", "--read-rate", "inf"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "nan", "--dry-run"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--max-lag", "99999999999999d"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate", "nan", "--dry-run"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--max-lag", "99999999999999d"],
     ],
 )
 def test_nan_inf_and_huge_durations_are_one_line_errors_before_anything_runs(args: list[str]) -> None:
