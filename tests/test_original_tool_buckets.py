@@ -27,7 +27,11 @@ from ddb_backup.inspect.tables import summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.restore.resolve import resolver_for
 from ddb_backup.store.memory import MemoryStore
+from ddb_backup.table_schema import save_schema
+from ddb_backup.tenancy import OUR_VERSIONS, PROBE_READS, SAVED_SCHEMA, TableTenancy
+from ddb_backup.version_meta import Tenancy
 from fake_dynamodb import FakeDynamoDB
 from inspect_support import Clock
 from original_tool import OriginalTool
@@ -434,6 +438,99 @@ def test_11_2_a_shared_bucket_does_not_mix_stacks(tmp_path: Path) -> None:
     assert changes == {"u1": "added", "u2": "added"} and counts.skipped == 3
 
 
+# -- a shared bucket the original tool wrote too: which tenant attribute a table has ---------------------
+
+
+def _as_customers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for raw in records:
+        raw["eventSourceARN"] = raw["eventSourceARN"].replace("table/orders", "table/customers")
+    return records
+
+
+def shared_bucket_original_tool(*, ours_too: bool = True) -> MemoryStore:
+    """Stack A (no prefix, table orders) and stack B (prefix "orders", table customers), both written by
+    the original tool and (``ours_too``) by ddb-backup; B's items hold attributes whose value is
+    ``customers`` (``orders/customers/<md5>`` looks like tenant ``customers`` of table ``orders``), and a
+    stray copy of an item sits at ``orders/old/<md5>`` with an attribute ``old``. No object of the
+    original tool records a tenant attribute."""
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    b_records = [put(key("c1"), v(9), at=T0), put(key("c2"), {"entity": {"S": "customers"}, **v(9)}, at=T0)]
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers(b_records))
+    if ours_too:
+        ours(store, clock, [put(key("u3"), v(1), at=T0 + 1)])
+        ours(
+            store,
+            clock,
+            _as_customers([put(key("c3"), {"kind": {"S": "customers"}, **v(9)}, at=T0 + 1)]),
+            prefix="orders",
+        )
+    stray = {**key("u4"), "status": {"S": "old"}, **v(1)}
+    store.put("orders/old/" + OriginalTool(store).name(key("u4")), json.dumps(stray).encode(), {})
+    return store
+
+
+def shared_bucket_original_tool_schema() -> MemoryStore:
+    """The original tool's objects only, and a saved schema that records "no tenant attribute"."""
+    store = shared_bucket_original_tool(ours_too=False)
+    table = {"TableName": "orders", "KeySchema": KEY_SCHEMA, "AttributeDefinitions": ATTRIBUTES}
+    save_schema(store, "", {"Table": table}, tenancy=Tenancy(None))
+    return store
+
+
+def test_11_2_our_versions_tell_the_original_tools_objects_the_table_has_no_tenants(tmp_path: Path) -> None:
+    # GIVEN stack A's table has versions of ours recording "no tenant attribute"
+    store = shared_bucket_original_tool()
+    # THEN the original tool's objects under tenant-like folders are not A's items
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2", "u3"]
+    assert any("orders/old/" in w for w in summary.warnings if w.startswith("skipped"))
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1", "u2", "u3"]
+    assert diffed(store, T0 - 50, T0 + 50)[0] == dict.fromkeys(["u1", "u2", "u3"], "added")
+    (table,) = [t for t in summarize_bucket(store, "") if t.name == "orders"]
+    assert table.tenants == {}
+    # AND learning it costs a bounded number of requests, once per reader, never per item
+    resolver = resolver_for(store, "", "orders", SCHEMA)
+    before = store.requests
+    assert resolver.table_tenancy() == TableTenancy(Tenancy(None), OUR_VERSIONS)
+    assert resolver.table_tenancy() is resolver.table_tenancy()
+    assert 2 <= store.requests - before <= 2 + PROBE_READS  # the saved schema's GET, one LIST, the reads
+
+
+def test_11_2_without_any_record_the_fallback_is_ambiguous_and_an_option_decides(tmp_path: Path) -> None:
+    # GIVEN only the original tool wrote, nothing records the table's tenant attribute
+    store = shared_bucket_original_tool(ours_too=False)
+    # THEN the documented fallback takes c2 (entity "customers") and u4 (status "old") as tenants' items
+    items, _ = restored(store, T0 + 50, tmp_path, target="guess")
+    assert sorted(items) == ["c2", "u1", "u2", "u4"]
+    # AND --no-tenants decides it for every reader
+    no_tenants = Tenancy(None)
+    items, _ = restored(store, T0 + 50, tmp_path, target="told", tenancy=no_tenants)
+    assert sorted(items) == ["u1", "u2"]
+    resolver = resolver_for(store, "", "orders", tenancy=no_tenants)
+    root = tmp_path / "export-told"
+    manifest = ExportManifest("orders", T0 + 50, "none", source={"bucket": "bk", "prefix": ""})
+    ranges = table_ranges(store, "", "orders")
+    export_table(store, ranges, PointInTime(at=T0 + 50), DirDestination(root), manifest, resolver=resolver)
+    assert sorted(i["userId"]["S"] for i in read_export(root)) == ["u1", "u2"]
+    counts = DiffCounts()
+    resolver = resolver_for(store, "", "orders", SCHEMA, tenancy=no_tenants)
+    changes = diff_table(store, ranges, T0 - 50, T0 + 50, counts, schema=SCHEMA, resolver=resolver, table="orders")
+    assert sorted(change.key["userId"]["S"] for change in changes if change.key) == ["u1", "u2"]
+    (table,) = [t for t in summarize_bucket(store, "", tenancy=no_tenants) if t.name == "orders"]
+    assert table.tenants == {} and table.total.items == 2
+    # AND --tenant-column names the attribute: only a folder that attribute gives is a tenant
+    items, _ = restored(store, T0 + 50, tmp_path, target="status", tenancy=Tenancy("status"))
+    assert sorted(items) == ["u4"]
+
+
+def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) -> None:
+    store = shared_bucket_original_tool_schema()
+    items, _ = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2"]
+    assert resolver_for(store, "", "orders").table_tenancy() == TableTenancy(Tenancy(None), SAVED_SCHEMA)
+
+
 # -- issue 11.3: stray objects -------------------------------------------------------------------------
 
 
@@ -515,6 +612,16 @@ FIXTURES = {
     "rollback": (rollback_bucket, "bk", {"u1": "5", "u2": "1"}),
     "shared bucket": (shared_bucket, "", {"u1": "1", "u2": "1"}),
     "shared bucket, an attribute named like B's table": (shared_bucket_with_attribute, "", {"u1": "1", "u2": "1"}),
+    "shared bucket, the original tool in both stacks": (
+        shared_bucket_original_tool,
+        "",
+        dict.fromkeys(["u1", "u2", "u3"], "1"),
+    ),
+    "shared bucket, the original tool's only, a saved schema": (
+        shared_bucket_original_tool_schema,
+        "",
+        {"u1": "1", "u2": "1"},
+    ),
 }
 
 

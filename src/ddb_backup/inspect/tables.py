@@ -27,7 +27,7 @@ from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Inspected, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.store import ObjectStore, VersionEntry
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.version_meta import Tenancy, epoch_to_iso
 
 OWN_FOLDER = "~ddb-backup"
 _AFTER_SLASH = "0"  # the character after "/" in byte order: "name0" sorts after every "name/..." key
@@ -167,12 +167,18 @@ class _Tenants:
 
 
 def summarize_table(
-    store: ObjectStore, prefix: str, table: str, *, workers: int = DEFAULT_LIST_WORKERS
+    store: ObjectStore,
+    prefix: str,
+    table: str,
+    *,
+    workers: int = DEFAULT_LIST_WORKERS,
+    tenancy: Tenancy | None = None,
 ) -> TableSummary:
-    """One listing of the table's folders, their ranges in parallel; tenants as the module doc says."""
+    """One listing of the table's folders, their ranges in parallel; tenants as the module doc says.
+    ``tenancy``: the table's tenant attribute as the command line gives it (``tenancy.py``), if at all."""
     folder = k.table_prefix(prefix, table)
     summary = TableSummary(table, folder)
-    resolver = resolver_for(store, prefix, table)
+    resolver = resolver_for(store, prefix, table, tenancy=tenancy)
     tenants = _Tenants(store, resolver)
 
     def work(key_range: KeyRange) -> Iterator[dict[str | None, Coverage]]:
@@ -194,5 +200,9 @@ def summarize_table(
     return summary
 
 
-def summarize_bucket(store: ObjectStore, prefix: str, *, workers: int = DEFAULT_LIST_WORKERS) -> list[TableSummary]:
-    return [summarize_table(store, prefix, table, workers=workers) for table in table_names(store, prefix)]
+def summarize_bucket(
+    store: ObjectStore, prefix: str, *, workers: int = DEFAULT_LIST_WORKERS, tenancy: Tenancy | None = None
+) -> list[TableSummary]:
+    return [
+        summarize_table(store, prefix, table, workers=workers, tenancy=tenancy) for table in table_names(store, prefix)
+    ]

@@ -40,7 +40,7 @@ from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, key_of
 from ddb_backup.store import ObjectStore, StoreError
 from ddb_backup.table_schema import describe_table
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.version_meta import Tenancy, epoch_to_iso
 
 DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0
@@ -75,6 +75,7 @@ class RestoreOptions:
     batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
     scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
     rejects: Path | None = None  # where items the target refuses go (default: next to the checkpoint)
+    tenancy: Tenancy | None = None  # --tenant-column/--no-tenants: the table's tenant attribute (tenancy.py)
 
     @property
     def tenant_segment(self) -> str | None:
@@ -357,7 +358,14 @@ class _Restore:
         )
         self.summary.target_created = target.created
         self.key_types = target.key_types
-        self.resolver = Resolver(self.store, options.prefix, options.source, target.key_schema, keyless_as_reject=True)
+        self.resolver = Resolver(
+            self.store,
+            options.prefix,
+            options.source,
+            target.key_schema,
+            keyless_as_reject=True,
+            tenancy=options.tenancy,
+        )
         if not from_source:
             folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)
             check_items_fit(self.store, folder, target)
