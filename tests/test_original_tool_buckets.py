@@ -22,7 +22,7 @@ from ddb_backup.capture import Capture, CaptureSettings
 from ddb_backup.errors import UserError
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
-from ddb_backup.inspect.history import item_history, locate_items
+from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
 from ddb_backup.inspect.tables import summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
 from ddb_backup.restore.execute import RestoreOptions, restore
@@ -99,7 +99,10 @@ def diffed(store: MemoryStore, start: float, end: float, prefix: str = "") -> tu
 def history(
     store: MemoryStore, item: dict[str, Any], prefix: str = "", tenant: str | None = None
 ) -> list[tuple[str, Any]]:
-    entries = item_history(store, locate_items(store, prefix, "orders", item, schema=SCHEMA, tenant=tenant))
+    located = locate_items(store, prefix, "orders", item, schema=SCHEMA, tenant=tenant)
+    entries = item_history(
+        store, located, belongs=belongs_to_table(resolver_for(store, prefix, "orders", SCHEMA), item)
+    )
     return [(entry.event, (entry.image or {}).get("v")) for entry in entries]
 
 
@@ -529,6 +532,26 @@ def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) ->
     items, _ = restored(store, T0 + 50, tmp_path)
     assert sorted(items) == ["u1", "u2"]
     assert resolver_for(store, "", "orders").table_tenancy() == TableTenancy(Tenancy(None), SAVED_SCHEMA)
+
+
+def test_11_2_history_of_a_tenants_item_leaves_out_another_stacks_object_of_the_same_key() -> None:
+    # GIVEN table orders with tenants (the original tool, then ddb-backup recording "tenant"), and stack B
+    # (prefix "orders", table customers) holding an item of the same key with an attribute "customers"
+    store, clock = new_bucket()
+    OriginalTool(store, tenant_column="tenant", prefix="", clock=clock).process(
+        [put(key("u1"), {"tenant": {"S": "t1"}, **v(1)}, at=T0)]
+    )
+    ours(store, clock, [put(key("u2"), {"tenant": {"S": "t1"}, **v(1)}, at=T0 + 1)], tenant_column="tenant")
+    b_item = put(key("u1"), {"kind": {"S": "customers"}, **v(9)}, at=T0 + 2)
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers([b_item]))
+    assert any(name.startswith("orders/customers/") for name in store._versions)
+    # THEN history --tenant t1 (which looks in every tenant folder) shows only the table's own versions
+    entries = item_history(
+        store,
+        locate_items(store, "", "orders", key("u1"), schema=SCHEMA, tenant="t1"),
+        belongs=belongs_to_table(resolver_for(store, "", "orders", SCHEMA), key("u1")),
+    )
+    assert [(e.event, (e.image or {}).get("v")) for e in entries] == [("insert", v(1)["v"])]
 
 
 # -- issue 11.3: stray objects -------------------------------------------------------------------------
