@@ -25,6 +25,7 @@ from ddb_backup.inspect.export import DirDestination, ExportManifest, export_tab
 from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
 from ddb_backup.inspect.tables import summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
+from ddb_backup.preflight import looks_like_prefix
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import resolver_for
@@ -63,17 +64,26 @@ def new_bucket() -> tuple[MemoryStore, Clock]:
 # -- readers ------------------------------------------------------------------------------------------
 
 
-def source_table() -> FakeDynamoDB:
+def attributes(created_type: str = "N") -> list[dict[str, str]]:
+    return [ATTRIBUTES[0], {"AttributeName": "createdAt", "AttributeType": created_type}]
+
+
+def source_table(created_type: str = "N") -> FakeDynamoDB:
     dynamodb = FakeDynamoDB()
     dynamodb.create_table(
-        TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        TableName="orders",
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=attributes(created_type),
+        BillingMode="PAY_PER_REQUEST",
     )
     return dynamodb
 
 
-def restored(store: MemoryStore, at: float, tmp_path: Path, **changes: Any) -> tuple[dict[str, Any], Any]:
+def restored(
+    store: MemoryStore, at: float, tmp_path: Path, created_type: str = "N", **changes: Any
+) -> tuple[dict[str, Any], Any]:
     """What a restore at ``at`` writes: {userId: image}, and the summary."""
-    dynamodb = source_table()
+    dynamodb = source_table(created_type)
     options = RestoreOptions(
         bucket="bk", source="orders", target="copy", at=at, checkpoint=tmp_path / f"cp-{at}.json", workers=3
     )
@@ -225,6 +235,27 @@ def test_3_upgrade_in_place_history_and_diff() -> None:
     assert changes == {"u1": "changed"} and counts.unchanged == 1
     assert diffed(store, T0 + 150, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
     assert diffed(store, T0 + 50, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
+    # AND an item changed between the times counts once: its other names are not counted unchanged
+    assert diffed(store, T0 + 150, T0 + 300)[1].unchanged == 0
+
+
+@pytest.mark.parametrize("plain_text", [False, True])
+def test_3_a_changed_item_counts_once_when_our_object_was_present_at_the_start(plain_text: bool) -> None:
+    # GIVEN the original tool wrote u1 and u2 under its names; ddb-backup then wrote both under ours
+    # (present at the start) and changed u1 after it
+    store, clock = new_bucket()
+    OriginalTool(store, prefix="bk", plain_text=plain_text, clock=clock).process(
+        [put(key(u), v(1), at=T0) for u in ("u1", "u2")]
+    )
+    settings = {"prefix": "bk", "plain_text": plain_text}
+    ours(store, clock, [put(key(u), v(2), first=False, at=T0 + 10) for u in ("u1", "u2")], **settings)
+    ours(store, clock, [put(key("u1"), v(3), first=False, at=T0 + 100)], **settings)
+    # THEN diff counts u1 changed, and its original name is not counted unchanged as well
+    changes, counts = diffed(store, T0 + 50, T0 + 150, "bk")
+    assert changes == {"u1": "changed"}
+    assert (counts.added, counts.removed, counts.changed) == (0, 0, 1)
+    # (u2 is unchanged and kept under two names: unchanged counts objects, docs/format.md)
+    assert counts.unchanged == 2
 
 
 def test_3_upgrade_in_place_verify_is_in_sync() -> None:
@@ -391,6 +422,62 @@ def test_5_diff_sees_our_removal_under_the_escaped_tenant_folder() -> None:
     ours(store, clock, removals, prefix="bk", plain_text=True, tenant_column="tenant")
     # THEN diff reports both removals
     assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"50%": "removed", "p": "removed"}
+
+
+def plain_text_tenants() -> MemoryStore:
+    """The original tool with PlainTextKeyAsFilename and MultiTenancyColumn "tenant" ('/', '%' and ' | '
+    in key values, a '%' in a tenant, a tenant change), then ddb-backup (plain text) changes u/1 and mv
+    and removes 50% and plain at T0+100."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", plain_text=True, tenant_column="tenant", clock=clock)
+    tool.process([put(text_key(*x), tenant_v(t, 1), at=T0) for x, t in PLAIN_TENANTS.items()])
+    tool.process([moved(text_key("mv", "1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 10)])
+    changes = [
+        moved(text_key("u/1", "2026/01/01"), tenant_v("t1", 1), tenant_v("t1", 2), at=T0 + 100),
+        remove(text_key("50%", "a | b"), tenant_v("t%2", 1), at=T0 + 100),
+        moved(text_key("mv", "1"), tenant_v("t2", 2), tenant_v("t2", 3), at=T0 + 100),
+        remove(text_key("plain", "x%2Fy"), tenant_v("t1", 1), at=T0 + 100),
+    ]
+    ours(store, clock, changes, prefix="bk", plain_text=True, tenant_column="tenant")
+    return store
+
+
+PLAIN_TENANTS = {("u/1", "2026/01/01"): "t1", ("50%", "a | b"): "t%2", ("a | b", "c"): "t1"}
+PLAIN_TENANTS |= {("plain", "x%2Fy"): "t1", ("mv", "1"): "t1"}
+
+
+def text_key(user: str, created: str) -> dict[str, Any]:
+    return {"userId": {"S": user}, "createdAt": {"S": created}}
+
+
+def tenant_v(tenant: str, n: int) -> dict[str, Any]:
+    return {"tenant": {"S": tenant}, **v(n)}
+
+
+def moved(item: dict[str, Any], old: dict[str, Any], new: dict[str, Any], *, at: float) -> dict[str, Any]:
+    record = put(item, new, first=False, at=at)
+    record["dynamodb"]["OldImage"] = {**item, **old}
+    return record
+
+
+def test_2_plain_text_tenants_tables_is_a_table_not_a_prefix() -> None:
+    # GIVEN the original tool's unescaped '/' put folders two levels below the table's folder
+    store = plain_text_tenants()
+    assert "bk/orders/t1/2026/01/01 | u/1" in store._versions
+    # THEN tables takes orders for a table (not a prefix) and shows its tenants
+    assert not looks_like_prefix(store, "bk", "orders")
+    (table,) = summarize_bucket(store, "bk")
+    assert set(table.tenants) == {"t1", "t2", "t%2", "t%252"}, table.as_dict()
+
+
+def test_2_plain_text_tenants_diff_counts_each_item_once() -> None:
+    store = plain_text_tenants()
+    changes, counts = diffed(store, T0 + 50, T0 + 200, "bk")
+    assert changes == {"u/1": "changed", "50%": "removed", "mv": "changed", "plain": "removed"}
+    assert (counts.added, counts.removed, counts.changed) == (0, 2, 2)
+    # "a | b" is unchanged; mv's stale copy in its old tenant folder (the original tool left it there) is
+    # counted unchanged too: a documented limit (docs/format.md, "Buckets written by the original tool")
+    assert counts.unchanged == 2
 
 
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
@@ -632,6 +719,7 @@ FIXTURES = {
     "upgrade in place (md5)": (lambda: upgraded(None), "", {}),
     "upgrade in place (plain text)": (lambda: upgraded("bk", plain_text=True), "bk", {}),
     "tenants": (tenant_moved, "bk", {"u1": "2", "u2": "1"}),
+    "plain text with tenants, / % and | in values": (plain_text_tenants, "bk", {"u/1": "2", "a | b": "1", "mv": "3"}),
     "rollback": (rollback_bucket, "bk", {"u1": "5", "u2": "1"}),
     "shared bucket": (shared_bucket, "", {"u1": "1", "u2": "1"}),
     "shared bucket, an attribute named like B's table": (shared_bucket_with_attribute, "", {"u1": "1", "u2": "1"}),
@@ -648,13 +736,21 @@ FIXTURES = {
 }
 
 
+TEXT_KEYS = {"plain text with tenants, / % and | in values"}  # createdAt is a string there
+TENANT_FOLDERS = {
+    "tenants": {"acme/eu", "beta"},
+    "plain text with tenants, / % and | in values": {"t1", "t2", "t%2", "t%252"},
+}
+
+
 @pytest.mark.parametrize("fixture", list(FIXTURES))
 def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: Path) -> None:
     build, prefix, expected = FIXTURES[fixture]
     store = build()
     at = T0 + 500
+    created_type = "S" if fixture in TEXT_KEYS else "N"
     # restore and export
-    items, _ = restored(store, at, tmp_path, prefix=prefix)
+    items, _ = restored(store, at, tmp_path, created_type, prefix=prefix)
     assert {u: image["v"]["N"] for u, image in items.items()} == expected
     assert {i["userId"]["S"]: i["v"]["N"] for i in exported(store, at, tmp_path, prefix)} == expected
     # diff from before anything to now: every present item added, nothing else
@@ -668,16 +764,19 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
         assert history(store, item_key, prefix, tenant)[-1][1] == {"N": value}
     # tables: the table, no made-up tenants (only the tenants fixture has tenants)
     (table,) = [t for t in summarize_bucket(store, prefix) if t.name == "orders"]
-    assert set(table.tenants) == ({"acme/eu", "beta"} if fixture == "tenants" else set())  # the raw tenant
+    assert set(table.tenants) == TENANT_FOLDERS.get(fixture, set())  # the raw tenant (the original's) too
     # verify: a live table holding exactly the state is in sync
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(
-            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+            TableName="orders",
+            KeySchema=KEY_SCHEMA,
+            AttributeDefinitions=attributes(created_type),
+            BillingMode="PAY_PER_REQUEST",
         )
         for image in items.values():
             ddb.put_item(TableName="orders", Item=image)
-        tenant_column = "tenant" if fixture == "tenants" else None
+        tenant_column = "tenant" if fixture in TENANT_FOLDERS else None
         options = VerifyOptions(prefix=prefix, table="orders", schema=SCHEMA, grace=0.0, tenant_column=tenant_column)
         report = verify_table(store, ddb, options, clock=lambda: T0 + 10_000, sleep=lambda s: None)
     assert report.in_sync, report.as_dict()

@@ -20,7 +20,7 @@ from ddb_backup.inspect.images import AttributeChanges, attribute_changes, image
 from ddb_backup.keys import KeySchema
 from ddb_backup.restore.plan import group_versions, metadata_reader
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.resolve import Change, Inspected, Resolver, parse_image, resolver_for
+from ddb_backup.restore.resolve import Inspected, Resolver, parse_image, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
@@ -127,7 +127,7 @@ def diff_table(
     the table's) decides which objects are the table's items and merges an item's names."""
     if resolver is None:
         resolver = _resolver(store, ranges, schema, prefix, table)
-    diff = _Diff(resolver, start, end, max_lag)
+    diff = _Diff(resolver, start, end, max_lag, ranges)
 
     def pairs() -> Iterator[ItemPair]:
         def work(key_range: KeyRange) -> Iterator[tuple[ItemPair, int]]:
@@ -166,8 +166,11 @@ NOT_MINE = object()  # another name of the item reports its change
 
 
 class _Diff:
-    def __init__(self, resolver: Resolver, start: float, end: float, max_lag: float) -> None:
+    def __init__(
+        self, resolver: Resolver, start: float, end: float, max_lag: float, ranges: Sequence[KeyRange] = ()
+    ) -> None:
         self.resolver, self.start, self.end, self.max_lag = resolver, start, end, max_lag
+        self.ranges = ranges  # the diff's: only names in them were counted
         self.counted_twice = 0  # other names of a changed item, counted unchanged without being read
         self._lock = threading.Lock()
 
@@ -180,8 +183,12 @@ class _Diff:
             return NOT_MINE
         resolver = self.resolver
         if found.canonical and pair.before.present:
-            before = self._image(found, pair.before)
-            after = self._image(found, pair.after)
+            change = _change(
+                found.object_key, self._image(found, pair.before), self._image(found, pair.after), resolver.schema
+            )
+            if isinstance(change, ItemChange):
+                self._other_names_unchanged(found)
+            return change
         else:
             if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
                 return NOT_MINE  # our canonical object was present at the start: it reports the item
@@ -192,19 +199,25 @@ class _Diff:
                 return NOT_MINE
             if last.entry.version_id != own_last.version_id:
                 return NOT_MINE
-            before, after = resolver.image_of(first), resolver.image_of(last)
-            self._other_name_unchanged(first, found.object_key)
-        return _change(found.object_key, before, after, resolver.schema)
+            change = _change(found.object_key, resolver.image_of(first), resolver.image_of(last), resolver.schema)
+            if change is not NOT_MINE:
+                self._other_names_unchanged(found)
+            return change
 
-    def _other_name_unchanged(self, first: Change | None, own: str) -> None:
-        """The item's state at the start held by another name that holds the same version at the end: that
-        name was counted unchanged unread, and this one reports the item."""
-        if first is None or not first.present or first.object_key == own:
-            return
-        at_end = self.resolver.change_at(first.object_key, self.end, self.max_lag)
-        if at_end is not None and at_end.entry.version_id == first.entry.version_id:
-            with self._lock:
-                self.counted_twice += 1
+    def _other_names_unchanged(self, found: Inspected) -> None:
+        """Every other name of the item (in the diff's ranges) holding the same present version at both
+        times was counted unchanged unread, while this name reports the item: count the item once (two
+        LISTs per such name; only for items whose names are merged, or whose canonical object changed)."""
+        for name in self.resolver.other_names(found):
+            if name == found.object_key or not any(r.contains(name) and name.startswith(r.prefix) for r in self.ranges):
+                continue
+            first = self.resolver.change_at(name, self.start, self.max_lag)
+            if first is None or not first.present:
+                continue
+            last = self.resolver.change_at(name, self.end, self.max_lag)
+            if last is not None and last.entry.version_id == first.entry.version_id:
+                with self._lock:
+                    self.counted_twice += 1
 
     def _inspect(self, pair: ItemPair) -> Inspected | None:
         state = pair.after if pair.after.present else pair.before

@@ -26,7 +26,7 @@ from ddb_backup.restore.plan import group_versions, table_ranges
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Inspected, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
-from ddb_backup.store import ObjectStore, VersionEntry
+from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
 from ddb_backup.version_meta import Tenancy, epoch_to_iso
 
 OWN_FOLDER = "~ddb-backup"
@@ -198,6 +198,20 @@ def summarize_table(
                 summary.tenants.setdefault(tenant, Coverage()).merge(coverage)
     summary.skipped = resolver.skips.as_dict()
     return summary
+
+
+def holds_table_item(store: ObjectStore, prefix: str, table: str, folder: str) -> bool:
+    """Whether the first object with an image under ``folder`` (below the table's folder) is an item of
+    ``table`` where it sits (``Resolver.inspect``; one LIST and one GET): the original tool's plain-text
+    names with ``/`` in a value add folder levels to a table, which would otherwise look like a prefix."""
+    entry = next((e for e in store.list_versions(folder) if not e.is_delete_marker and e.size > 0), None)
+    if entry is None:
+        return False
+    try:
+        stored = store.get(entry.key, entry.version_id)
+    except NoSuchVersion:
+        return False
+    return isinstance(resolver_for(store, prefix, table).inspect(entry.key, stored), Inspected)
 
 
 def summarize_bucket(

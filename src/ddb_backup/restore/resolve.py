@@ -356,6 +356,10 @@ class Resolver:
                 candidates.append(candidate)
         return candidates
 
+    def other_names(self, found: Inspected) -> list[str]:
+        """The other object keys that may hold the item's versions (the ones ``winner`` looks at)."""
+        return self._candidates(found.where, found.key, found.meta is None)
+
     def winner(self, found: Inspected, own: ItemState, at: float, *, max_lag: float | None = None) -> Change | None:
         """The change in effect at ``at`` over all the item's names (``own``: this object's state at
         ``at``), or None when no name has a change at or before ``at``."""
@@ -511,22 +515,26 @@ def _exact_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
 
 def infer_key(image: Mapping[str, Any], object_key: str, folders: list[str]) -> dict[str, Any] | None:
     """The item's key when no schema is known: the one or two scalar attributes of the image of which
-    the object's name is a writer's name (what its own body describes), or None."""
+    the object's name is a writer's name (what its own body describes), or None. When several fit, the
+    one whose name covers most of the key wins (the original tool's unescaped ``2026/01/01 | u/1`` also
+    ends with the name ``u/1`` of another attribute), then fewer attributes, then attribute order."""
     name = object_key.rsplit("/", 1)[-1]
     relative = next((object_key[len(f) :] for f in folders if object_key.startswith(f)), name)
     scalars = sorted(
         a for a, v in image.items() if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in k.KEY_TYPES
     )
+    best: tuple[int, dict[str, Any]] | None = None
     for size in (1, 2):
         for names in itertools.combinations(scalars, size):
             try:
                 key = k.canonical_key({a: image[a] for a in names})
             except k.InvalidKeyError:
                 continue
-            written = al.item_names(key)
-            if name in written or relative in written or any(relative.endswith("/" + w) for w in written):
-                return key
-    return None
+            fits = [w for w in al.item_names(key) if w in (name, relative) or relative.endswith("/" + w)]
+            covered = max((len(w) for w in fits), default=0)
+            if fits and (best is None or covered > best[0]):
+                best = (covered, key)
+    return None if best is None else best[1]
 
 
 def resolver_for(
