@@ -33,8 +33,8 @@ test: lint typecheck template-lint unit
 # 50,000 records through capture under 10% injected S3 faults; prints memory per window.
 # Then the property tests, random and ten times longer than in `make test`.
 soak: $(STAMP)
-	$(BIN)/python -m ddb_backup.soak --records 50000
-	$(BIN)/python -m ddb_backup.simulation --seeds 600 --first-seed 1000
+	$(BIN)/python -m ddb_backup.lab.soak --records 50000
+	$(BIN)/python -m ddb_backup.lab.simulation --seeds 600 --first-seed 1000
 	DDB_BACKUP_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -p no:cacheprovider -q \
 		tests/test_restore_property.py tests/test_store_retry.py tests/test_inspect_export.py tests/test_keys.py
 

@@ -14,7 +14,7 @@ import boto3
 from botocore.awsrequest import AWSResponse
 from botocore.config import Config
 
-from ddb_backup.aws import client_config
+from ddb_backup.aws.clients import client_config
 
 
 class _EmptyBody:

@@ -9,9 +9,9 @@ from typing import Any
 from benchmarks.boto_fake import sleeping_s3_client
 from benchmarks.fakes import CountingStore
 from benchmarks.report import Figure
-from ddb_backup.aws import make_client
-from ddb_backup.capture import DEFAULT_WORKERS, Capture, CaptureSettings
-from ddb_backup.emulator import local_credentials, moto_server
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import DEFAULT_WORKERS, Capture, CaptureSettings
+from ddb_backup.lab.emulator import local_credentials, moto_server
 from ddb_backup.store import ObjectStore
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store

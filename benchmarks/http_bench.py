@@ -4,7 +4,7 @@ in its own process on 127.0.0.1 and answers after 20 ms; our side is the real co
 capture: 1,000-record batches over 250 items through the Lambda handler (``ddb_backup.handler.handler``,
 cold start excluded), on the native S3 client and, in the same run, on plain boto3 (the baseline).
 listing: CPU per 1,000-version ListObjectVersions page through boto3, botocore's timestamp parser
-against ours (``ddb_backup.timestamps``).
+against ours (``ddb_backup.aws.timestamps``).
 """
 
 from __future__ import annotations
@@ -28,13 +28,14 @@ from benchmarks.report import Figure
 from benchmarks.restore_bench import SOURCE, saved_schema
 from benchmarks.synthetic import History
 from ddb_backup import handler as h
-from ddb_backup.aws import client_config, make_client
+from ddb_backup.aws.clients import client_config, make_client
 from ddb_backup.store.native import S3_CLIENT_ENV
 from ddb_backup.store.s3 import S3Store
 
 GOAL_RECORDS_PER_S = 1500
 GOAL_CPU_MS = 0.6
 GOAL_RESTORE_ITEMS_PER_S = 1500
+ROWS = "ListObjectVersions rows"  # the fake's count of listing rows answered
 CAPTURE_TABLE = {
     "TableName": "orders",
     "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
@@ -225,7 +226,14 @@ class RestoreRun:
         return self.items / self.seconds
 
     def per_item(self) -> str:
-        return ", ".join(f"{name} {count / self.items:.2f}" for name, count in sorted(self.requests.items()))
+        """Requests per item by kind (the listing's rows apart: see ``listed``)."""
+        requests = sorted((name, count) for name, count in self.requests.items() if name != ROWS)
+        return ", ".join(f"{name} {count / self.items:.3f}" for name, count in requests)
+
+    def listed(self, versions: int) -> str:
+        """Listing rows read against the bucket's versions (``versions`` per item)."""
+        rows = self.requests.get(ROWS, 0)
+        return f"the listing read {rows:,} rows, {rows / (self.items * versions):.2f}x the bucket's versions"
 
 
 def restore_run(url: str, history: History, backend: str, target: str) -> RestoreRun:
@@ -284,9 +292,10 @@ def bench_restore_http(
                 f"{ours.items:,} items in {ours.seconds:.0f} s, {ours.cpu:.0f} s of CPU "
                 f"({ours.cpu / ours.seconds:.2f} cores, {1000 * ours.cpu / ours.items:.2f} ms per item); "
                 f"the fake used {ours.fake_cpu / ours.seconds:.0%} of a core",
-                f"requests per item: {ours.per_item()}",
+                f"requests per item: {ours.per_item()}; {ours.listed(versions)}",
                 f"boto3: {base.items:,} items in {base.seconds:.0f} s, {base.cpu:.0f} s of CPU "
-                f"({1000 * base.cpu / base.items:.2f} ms per item); requests per item: {base.per_item()}",
+                f"({1000 * base.cpu / base.items:.2f} ms per item); requests per item: {base.per_item()}; "
+                f"{base.listed(versions)}",
                 "the restored table checked item by item against the history at TIME (both runs)",
             ),
         )

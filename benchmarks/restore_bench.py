@@ -15,9 +15,9 @@ from typing import Any
 from benchmarks.fakes import LatencyDynamoDB
 from benchmarks.report import Figure
 from benchmarks.synthetic import History, SyntheticStore
+from ddb_backup.format.table_schema import reduce_description, schema_object_key
 from ddb_backup.restore.plan import PointInTime, plan_range
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.table_schema import reduce_description, schema_object_key
 
 GOAL_ITEMS_PER_S = 1500
 GOAL_RATIO = 20

@@ -15,8 +15,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
 from builders import put
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.store.memory import MemoryStore
 from fake_dynamodb import FakeDynamoDB

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 import hypothesis_profiles
-from ddb_backup.emulator import fix_moto_key_marker
+from ddb_backup.lab.emulator import fix_moto_key_marker
 from ddb_backup.store.memory import MemoryStore
 
 os.environ.update(
@@ -24,7 +24,7 @@ os.environ.update(
 os.environ.pop("AWS_PROFILE", None)
 os.environ.pop("AWS_ENDPOINT_URL", None)
 hypothesis_profiles.load()  # derandomised in `make test`, random and longer in `make soak`
-fix_moto_key_marker()  # moto drops a version when listing from a KeyMarker alone (emulator.py)
+fix_moto_key_marker()  # moto drops a version when listing from a KeyMarker alone (lab/emulator.py)
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +47,7 @@ def memory_store() -> MemoryStore:
 @pytest.fixture
 def moto_url() -> Iterator[str]:
     """moto's HTTP server on 127.0.0.1 (end-to-end tests)."""
-    from ddb_backup.emulator import moto_server
+    from ddb_backup.lab.emulator import moto_server
 
     with moto_server() as url:
         yield url

@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 
 
 def _error(code: str, message: str, operation: str) -> ClientError:

@@ -7,8 +7,8 @@ from typing import Any
 
 import boto3
 
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
 from ddb_backup.store.memory import MemoryStore
 
 SCHEMA = k.KeySchema("pk")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ddb_backup import version_meta as vm
+from ddb_backup.format import version_meta as vm
 from ddb_backup.restore.timeline import state_at
 from ddb_backup.store import ObjectStore
 

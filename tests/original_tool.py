@@ -16,7 +16,7 @@ import hashlib
 import json
 from typing import Any
 
-from ddb_backup.records import table_name_from_arn
+from ddb_backup.capture.records import table_name_from_arn
 from ddb_backup.store import ObjectStore
 
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from ddb_backup import keys as k
-from ddb_backup.aliases import placement
+from ddb_backup.format import keys as k
+from ddb_backup.format.aliases import placement
 
 LONG_KEY = {"pk": {"S": "h" * 2048}, "sk": {"S": "r" * 1024}}
 SCHEMA = k.KeySchema("pk", "sk")

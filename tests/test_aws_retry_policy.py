@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from botocore.exceptions import EndpointConnectionError
 
-from ddb_backup import aws
+from ddb_backup.aws import clients as aws
 from ddb_backup.store import StoreError
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.retry import RetryingStore

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from moto import mock_aws
 
-from ddb_backup.aws import make_client
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.demo import KEY_SCHEMA, Snapshot, Workload, create_table, note_moment, read_stream, scan_table
-from ddb_backup.full_backup import FullBackup, FullBackupOptions, FullBackupSummary
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import FullBackup, FullBackupOptions, FullBackupSummary
+from ddb_backup.lab.demo import KEY_SCHEMA, Snapshot, Workload, create_table, note_moment, read_stream, scan_table
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.store.memory import MemoryStore
 

@@ -25,7 +25,7 @@ import pytest
 from moto import mock_aws
 
 from ddb_backup import handler as h
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 from ddb_backup.store.s3 import S3Store
 
 CASES = sorted((Path(__file__).parent / "events" / "bad").glob("*.json"))

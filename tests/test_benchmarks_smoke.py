@@ -17,11 +17,11 @@ from benchmarks.memory_bench import bench_memory
 from benchmarks.report import Figure
 from benchmarks.restore_bench import bench_restore
 from benchmarks.synthetic import AFTER_24H, History, SyntheticStore
+from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.state import iter_states
 from ddb_backup.store import NoSuchVersion
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.version_meta import VersionMeta
 
 HISTORY = History(items=300, versions=4)
 
@@ -158,7 +158,7 @@ def test_http_benchmarks_run_at_toy_size() -> None:
 
 def test_the_fake_endpoint_lists_across_pages_and_answers_metadata_as_capture_wrote_it() -> None:
     from benchmarks.http_fake import fake_endpoint, stats
-    from ddb_backup.aws import make_client
+    from ddb_backup.aws.clients import make_client
     from ddb_backup.store.native import NativeS3Store
     from ddb_backup.store.s3 import S3Store
 

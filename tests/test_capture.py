@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from builders import put, record, remove
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store import StoreError
 from ddb_backup.store.memory import MemoryStore
 

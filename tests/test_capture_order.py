@@ -8,9 +8,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store.memory import MemoryStore
 from order_support import image_at
 

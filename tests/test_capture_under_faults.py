@@ -1,6 +1,6 @@
 """Capture under injected S3 faults, with Lambda's retries: every change lands, in order per item.
 
-The model is the synthetic shard itself (``ddb_backup.soak.Workload``); ``check_versions`` reads back
+The model is the synthetic shard itself (``ddb_backup.lab.soak.Workload``); ``check_versions`` reads back
 every item's versions and compares them with the item's changes.
 """
 
@@ -14,11 +14,11 @@ import pytest
 from moto import mock_aws
 
 from ddb_backup import handler
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.faults import FaultyStore
-from ddb_backup.lambda_sim import CaptureFunction, ShardDelivery
-from ddb_backup.soak import START_TIME, TABLE, Workload, check_versions, quiet_capture_logs, run_soak
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
+from ddb_backup.lab.faults import FaultyStore
+from ddb_backup.lab.lambda_sim import CaptureFunction, ShardDelivery
+from ddb_backup.lab.soak import START_TIME, TABLE, Workload, check_versions, quiet_capture_logs, run_soak
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
 
@@ -138,7 +138,7 @@ def model_state_at(window: Any, at: float) -> dict[str, dict[str, Any]]:
 
 
 def test_restore_under_s3_faults_and_thirty_percent_throttling_equals_the_model(tmp_path: Any) -> None:
-    from ddb_backup.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
+    from ddb_backup.lab.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
     from ddb_backup.restore.execute import RestoreOptions, restore
     from ddb_backup.store.retry import RetryingStore
     from fake_dynamodb import FakeDynamoDB

@@ -23,9 +23,9 @@ from hypothesis import strategies as st
 from moto import mock_aws
 
 from builders import put
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import EXIT_CODES, cli
+from ddb_backup.format import keys as k
 from ddb_backup.store.s3 import S3Store
 from hypothesis_profiles import scaled
 

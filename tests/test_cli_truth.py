@@ -16,9 +16,9 @@ from click.testing import CliRunner, Result
 from moto import mock_aws
 
 from builders import put
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
+from ddb_backup.format import keys as k
 from ddb_backup.store.s3 import S3Store
 
 BUCKET = "backups"

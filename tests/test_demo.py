@@ -6,7 +6,7 @@ import pytest
 from click.testing import CliRunner
 
 from ddb_backup.cli import cli
-from ddb_backup.demo import PHASES, run_demo
+from ddb_backup.lab.demo import PHASES, run_demo
 
 pytestmark = pytest.mark.e2e
 

@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 
 from ddb_backup import handler as h
-from ddb_backup import version_meta as vm
-from ddb_backup.aws import make_client
-from ddb_backup.demo import create_bucket, create_table, read_stream
+from ddb_backup.aws.clients import make_client
+from ddb_backup.format import version_meta as vm
+from ddb_backup.lab.demo import create_bucket, create_table, read_stream
 from ddb_backup.store.s3 import S3Store
 
 pytestmark = pytest.mark.e2e

@@ -11,13 +11,13 @@ import pytest
 from click.testing import CliRunner
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup.aws import make_client
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
-from ddb_backup.emulator import reset
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.lab.emulator import reset
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.version_meta import epoch_to_iso
 from original_tool import OriginalTool
 
 pytestmark = pytest.mark.e2e

@@ -13,17 +13,17 @@ from click.testing import CliRunner
 
 from builders import put, remove
 from ddb_backup import handler as h
-from ddb_backup.aws import make_client
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
-from ddb_backup.demo import create_bucket, create_table, read_stream
-from ddb_backup.emulator import reset
 from ddb_backup.errors import BackupError
-from ddb_backup.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
+from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.lab.demo import create_bucket, create_table, read_stream
+from ddb_backup.lab.emulator import reset
+from ddb_backup.lab.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import TEXT
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.version_meta import epoch_to_iso
 
 pytestmark = pytest.mark.e2e
 

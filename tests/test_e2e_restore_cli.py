@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ddb_backup.aws import make_client
+from ddb_backup.aws.clients import make_client
 from ddb_backup.cli import cli
 from ddb_backup.cli import restore as restore_cli
-from ddb_backup.emulator import reset
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.lab.emulator import reset
 from test_e2e_restore import backed_up_items, scan_all, source_table
 
 pytestmark = pytest.mark.e2e

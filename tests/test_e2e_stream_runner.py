@@ -10,15 +10,16 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from ddb_backup import version_meta as vm
-from ddb_backup.aws import make_client
-from ddb_backup.checkpoint import Checkpoint, FileCheckpoints
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.batch_response import capture_handler
+from ddb_backup.capture.stream_checkpoint import Checkpoint, FileCheckpoints
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
 from ddb_backup.cli import cli
-from ddb_backup.demo import create_bucket, create_table
+from ddb_backup.format import version_meta as vm
 from ddb_backup.handler import build_runtime
+from ddb_backup.lab.demo import create_bucket, create_table
 from ddb_backup.settings import Settings
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler
 
 pytestmark = pytest.mark.e2e
 
@@ -97,7 +98,7 @@ def test_the_runner_survives_a_crash_mid_stream_with_nothing_lost(
 
 
 def read_all(streams: Any, stream_arn: str) -> list[dict[str, Any]]:
-    from ddb_backup.demo import read_stream
+    from ddb_backup.lab.demo import read_stream
 
     return read_stream(streams, stream_arn, "us-east-1")
 

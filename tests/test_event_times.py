@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from builders import put
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.records import BadRecord, StreamRecord
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.records import BadRecord, StreamRecord
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store.memory import MemoryStore
 
 A = {"pk": {"S": "a"}}

@@ -24,9 +24,9 @@ from moto import mock_aws
 
 from builders import event, put, remove
 from ddb_backup import handler as h
-from ddb_backup.aws import make_client
+from ddb_backup.aws.clients import make_client
 from ddb_backup.cli import cli
-from ddb_backup.demo import create_bucket, create_table
+from ddb_backup.lab.demo import create_bucket, create_table
 from ddb_backup.settings import Settings, SettingsError
 from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.s3 import S3Store

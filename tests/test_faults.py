@@ -14,7 +14,7 @@ from botocore.stub import Stubber
 from botocore.validate import ParamValidator
 from moto import mock_aws
 
-from ddb_backup import faults as f
+from ddb_backup.lab import faults as f
 from ddb_backup.store import StoreError
 from ddb_backup.store.memory import MemoryStore
 

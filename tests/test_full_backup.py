@@ -14,11 +14,11 @@ from typing import Any
 import pytest
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import FullBackup, FullBackupOptions, ImageWriter, read_time_for
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.aws.ratelimit import TokenBucket
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import FullBackup, FullBackupOptions, ImageWriter, read_time_for
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store import PutResult, StoredObject
 from ddb_backup.store.memory import MemoryStore
 

@@ -9,10 +9,10 @@ from email.utils import format_datetime
 from typing import Any
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import FullBackup, FullBackupOptions, ImageWriter
-from ddb_backup.scan import ScanPage, server_time_of
+from ddb_backup.aws.scan import ScanPage, server_time_of
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import FullBackup, FullBackupOptions, ImageWriter
+from ddb_backup.format import keys as k
 from ddb_backup.store import PutResult, StoredObject
 from ddb_backup.store.memory import MemoryStore
 from order_support import image_at
@@ -139,7 +139,7 @@ def test_the_date_header_is_read_as_whole_epoch_seconds() -> None:
     assert server_time_of({}) is None
     assert server_time_of({"ResponseMetadata": {"HTTPHeaders": {"date": "yesterday"}}}) is None
     page = ScanPage([], 0.0, started=10.0, ended=12.5, server_time=2000.0)
-    from ddb_backup.full_backup import page_times
+    from ddb_backup.capture.full_backup import page_times
 
     assert page_times(page) == (1997.0, 2001.0)
 

@@ -12,7 +12,7 @@ from moto import mock_aws
 
 from builders import event, load_event, put, remove
 from ddb_backup import handler as h
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 from ddb_backup.settings import Settings, SettingsError, parse_bool
 from ddb_backup.store.s3 import S3Store
 

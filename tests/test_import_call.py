@@ -15,9 +15,9 @@ from moto import mock_aws
 
 from builders import put
 from ddb_backup.cli import cli
-from ddb_backup.import_call import import_call
+from ddb_backup.format.table_schema import reduce_description, save_schema
+from ddb_backup.inspect.import_call import import_call
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.table_schema import reduce_description, save_schema
 from inspect_support import BUCKET, backed_up, versioned_bucket
 
 KEYS = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]

@@ -11,12 +11,12 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup.cli import cli
+from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.inspect.diff import DiffCounts, diff_table, states_at_two
 from ddb_backup.restore.plan import group_versions, table_ranges
 from ddb_backup.store import VersionEntry
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.version_meta import VersionMeta
 from inspect_support import BUCKET, SCHEMA, Clock, backed_up, memory_store, versioned_bucket
 
 T0 = 1_764_000_000.0

@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from builders import put, record, remove
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
 from ddb_backup.inspect.history import item_history, locate_item, parse_key
 from ddb_backup.store.s3 import S3Store
 from inspect_support import BUCKET, Clock, backed_up, create_table, memory_store, versioned_bucket
@@ -110,9 +110,9 @@ def test_plain_text_names_use_the_saved_schema_when_the_table_is_gone() -> None:
 
     from ddb_backup.cli.common import Aws
     from ddb_backup.cli.lookup import key_schema
-    from ddb_backup.keys import KeySchema
+    from ddb_backup.format.keys import KeySchema
+    from ddb_backup.format.table_schema import save_schema
     from ddb_backup.store.memory import MemoryStore
-    from ddb_backup.table_schema import save_schema
 
     store = MemoryStore()
     described = {

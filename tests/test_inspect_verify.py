@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from moto import mock_aws
 
 from builders import put
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.cli import cli
+from ddb_backup.format import keys as k
 from ddb_backup.inspect.verify import VerifyOptions, uses_plain_text_names, verify_table
-from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
 from inspect_support import BUCKET, SCHEMA, backed_up, create_table, versioned_bucket

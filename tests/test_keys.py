@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 
 SCHEMA = k.KeySchema("pk", "sk")
 
@@ -165,7 +165,7 @@ def test_canonical_key_is_idempotent(key: dict) -> None:
 
 
 def test_an_item_is_found_under_either_naming() -> None:
-    from ddb_backup.locate import candidate_object_keys, find_object_key
+    from ddb_backup.restore.locate import candidate_object_keys, find_object_key
     from ddb_backup.store.memory import MemoryStore
 
     store = MemoryStore()

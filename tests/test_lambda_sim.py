@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from builders import put
-from ddb_backup.lambda_sim import DidNotConverge, ShardDelivery, checkpoint
+from ddb_backup.lab.lambda_sim import DidNotConverge, ShardDelivery, checkpoint
 
 A = {"pk": {"S": "a"}}
 BATCH = [put({"pk": {"S": f"i{n}"}}, seq=n) for n in range(10, 15)]

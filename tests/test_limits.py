@@ -7,9 +7,9 @@ import json
 import pytest
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store.memory import MemoryStore
 
 SCHEMA = k.KeySchema("pk", "sk")

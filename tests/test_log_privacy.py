@@ -6,7 +6,7 @@ tenants, a tenant change, S3 failures of puts and deletes, keys too long for S3,
 function's cold start and batch summary, full-backup's and run's failures. Everything logged (by any
 logger, the function's JSON logs on stdout included; our loggers at DEBUG, libraries' from INFO as
 deployed) and every error text returned is then searched for the values: an item is referenced as
-``item <md5>`` instead (``ddb_backup.privacy``).
+``item <md5>`` instead (``ddb_backup.capture.privacy``).
 """
 
 from __future__ import annotations
@@ -24,14 +24,15 @@ from moto import mock_aws
 
 from builders import event, put, record, remove
 from ddb_backup import handler as h
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import FullBackup, FullBackupOptions
-from ddb_backup.privacy import item_ref, scrub
+from ddb_backup.capture.batch_response import capture_handler
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import FullBackup, FullBackupOptions
+from ddb_backup.capture.privacy import item_ref, scrub
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
+from ddb_backup.format import keys as k
 from ddb_backup.settings import SettingsError
 from ddb_backup.store import StoreError
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler
 from fake_dynamodb import FakeDynamoDB
 from fake_streams import FakeStreams
 

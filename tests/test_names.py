@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 from ddb_backup.settings import Settings, SettingsError
 from hypothesis_profiles import scaled
 
@@ -227,7 +227,7 @@ def test_the_names_an_item_may_have_include_version_1_forms() -> None:
 
 
 def test_an_item_written_under_a_format_1_name_is_still_found_by_its_key() -> None:
-    from ddb_backup.locate import candidate_object_keys, find_object_key
+    from ddb_backup.restore.locate import candidate_object_keys, find_object_key
     from ddb_backup.store.memory import MemoryStore
 
     store = MemoryStore()

@@ -7,12 +7,12 @@ from typing import Any
 import pytest
 
 from ddb_backup import handler as h
-from ddb_backup import keys as k
-from ddb_backup.aws import make_client
-from ddb_backup.demo import create_bucket
-from ddb_backup.faults import FaultyStore
-from ddb_backup.lambda_sim import ShardDelivery
-from ddb_backup.soak import TABLE, Workload, check_versions, quiet_capture_logs
+from ddb_backup.aws.clients import make_client
+from ddb_backup.format import keys as k
+from ddb_backup.lab.demo import create_bucket
+from ddb_backup.lab.faults import FaultyStore
+from ddb_backup.lab.lambda_sim import ShardDelivery
+from ddb_backup.lab.soak import TABLE, Workload, check_versions, quiet_capture_logs
 from ddb_backup.store import native
 from ddb_backup.store.native import BackendMissing, NativeS3Store, chosen_backend, open_s3_store
 from ddb_backup.store.s3 import S3Store

@@ -17,22 +17,22 @@ import pytest
 from moto import mock_aws
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.cli.preflight import looks_like_prefix
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import save_schema
+from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
 from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
 from ddb_backup.inspect.tables import summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
-from ddb_backup.preflight import looks_like_prefix
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import resolver_for
+from ddb_backup.restore.tenancy import OUR_VERSIONS, PROBE_READS, SAVED_SCHEMA, TableTenancy
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.table_schema import save_schema
-from ddb_backup.tenancy import OUR_VERSIONS, PROBE_READS, SAVED_SCHEMA, TableTenancy
-from ddb_backup.version_meta import Tenancy
 from fake_dynamodb import FakeDynamoDB
 from inspect_support import Clock
 from original_tool import OriginalTool

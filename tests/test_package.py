@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from ddb_backup.aws import make_client
-from ddb_backup.demo import create_bucket, create_table, read_stream
+from ddb_backup.aws.clients import make_client
+from ddb_backup.lab.demo import create_bucket, create_table, read_stream
 from ddb_backup.store.s3 import S3Store
 
 pytestmark = pytest.mark.package

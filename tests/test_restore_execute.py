@@ -12,15 +12,15 @@ import pytest
 from click.testing import CliRunner
 
 from builders import put, remove
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import create_table_args
 from ddb_backup.restore.checkpoint import Checkpoint
 from ddb_backup.restore.execute import LEGACY_WARNING, RestoreOptions, restore
 from ddb_backup.restore.plan import MD5
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.table_schema import create_table_args
 from fake_dynamodb import FakeDynamoDB
 
 T0 = 1_764_000_000.0

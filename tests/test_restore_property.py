@@ -29,10 +29,10 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup import handler as h
-from ddb_backup import keys as k
-from ddb_backup.aws import make_client
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.errors import BackupError
+from ddb_backup.format import keys as k
 from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, restore
 from ddb_backup.restore.plan import MD5
 from ddb_backup.restore.timeline import STREAM_RETENTION

@@ -15,9 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from builders import put
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
+from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.errors import BackupError, UserError
+from ddb_backup.format import keys as k
 from ddb_backup.restore.checkpoint import PHASE_SYNC
 from ddb_backup.restore.execute import RestoreInterrupted
 from ddb_backup.restore.plan import MD5

@@ -6,11 +6,11 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ddb_backup.format.version_meta import StreamPosition, VersionMeta
 from ddb_backup.restore.ranges import key_ranges, segment_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, state_at
 from ddb_backup.store import VersionEntry
 from ddb_backup.store.memory import MemoryStore
-from ddb_backup.version_meta import StreamPosition, VersionMeta
 
 HOUR = 3600.0
 

@@ -11,9 +11,9 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.errors import BackupError
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.format import keys as k
 from ddb_backup.restore.writer import BatchWriter, item_size, write_units
 from fake_dynamodb import FakeDynamoDB
 

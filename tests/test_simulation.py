@@ -1,5 +1,5 @@
 """Issue 12, "Must show": seeded histories of a live table through Lambda's event source mapping, then
-restores at many times compared with the model (``ddb_backup.simulation``; ``make soak`` runs more)."""
+restores at many times compared with the model (``ddb_backup.lab.simulation``; ``make soak`` runs more)."""
 
 from __future__ import annotations
 
@@ -7,10 +7,10 @@ import logging
 
 import pytest
 
-from ddb_backup import capture
-from ddb_backup import full_backup as fb
+from ddb_backup.capture import engine as capture
+from ddb_backup.capture import full_backup as fb
+from ddb_backup.lab.simulation import SimConfig, SimReport, Simulation, simulate
 from ddb_backup.restore import timeline
-from ddb_backup.simulation import SimConfig, SimReport, Simulation, simulate
 
 SEEDS = range(48)
 
@@ -53,7 +53,7 @@ def test_the_simulation_finds_each_fault_of_issue_12(broken: str, monkeypatch: p
         undo_writers_racer_checks(monkeypatch)
         monkeypatch.setattr(timeline, "_settle_raced_removal", lambda *args: None)
     else:
-        import ddb_backup.simulation as sim
+        import ddb_backup.lab.simulation as sim
 
         monkeypatch.setattr(sim, "page_times", lambda page: (fb.read_time_for(page.started), page.ended))
     # WHEN the first histories run THEN restores differ from the model

@@ -9,8 +9,8 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ddb_backup.aws import make_client
-from ddb_backup.emulator import fix_moto_key_marker, moto_server
+from ddb_backup.aws.clients import make_client
+from ddb_backup.lab.emulator import fix_moto_key_marker, moto_server
 from ddb_backup.store import NoSuchVersion, ObjectStore, PreconditionFailed
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.native import NativeS3Store
@@ -85,7 +85,7 @@ def test_listing_orders_keys_and_honours_prefix_and_marker(store: ObjectStore) -
 
 
 def test_a_marker_between_keys_lists_every_version_after_it(store: ObjectStore) -> None:
-    # moto 5.2 dropped the first version after a KeyMarker given alone (fixed in emulator.py)
+    # moto 5.2 dropped the first version after a KeyMarker given alone (fixed in lab/emulator.py)
     for key in ["t/a", "t/a", "t/b", "t/b", "t/c"]:
         store.put(key, b"x", {})
     assert [row.key for row in store.list_versions("t/", key_marker="t/a0")] == ["t/b", "t/b", "t/c"]

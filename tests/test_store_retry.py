@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ddb_backup.faults import FaultyStore
+from ddb_backup.lab.faults import FaultyStore
 from ddb_backup.store import NoSuchVersion, StoreError
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.retry import RetryingStore

@@ -13,10 +13,18 @@ import pytest
 from botocore.stub import Stubber
 from moto import mock_aws
 
-from ddb_backup.checkpoint import Checkpoint, FileCheckpoints, S3Checkpoints, default_location, open_checkpoints
+from ddb_backup.capture.batch_response import lowest_failure
+from ddb_backup.capture.records import StreamRecord
+from ddb_backup.capture.stream_checkpoint import (
+    Checkpoint,
+    FileCheckpoints,
+    S3Checkpoints,
+    default_location,
+    open_checkpoints,
+)
+from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
+from ddb_backup.capture.stream_shards import list_shards
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.records import StreamRecord
-from ddb_backup.stream_runner import RunnerOptions, StreamRunner, list_shards, lowest_failure
 from fake_streams import ARN, FakeStreams
 
 FAST = RunnerOptions(batch_size=2, until_idle=True, retry_base=0.0, poll_interval=0.0)

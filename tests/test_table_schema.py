@@ -10,17 +10,17 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from ddb_backup.full_backup import FullBackupOptions, run_full_backup
-from ddb_backup.store.memory import MemoryStore
-from ddb_backup.table_schema import (
+from ddb_backup.capture.full_backup import FullBackupOptions, run_full_backup
+from ddb_backup.format.table_schema import (
     create_table_args,
     load_schema,
     save_schema,
     schema_object_key,
     time_to_live_args,
 )
-from ddb_backup.tenancy import from_saved_schema
-from ddb_backup.version_meta import Tenancy
+from ddb_backup.format.version_meta import Tenancy
+from ddb_backup.restore.tenancy import from_saved_schema
+from ddb_backup.store.memory import MemoryStore
 
 KEYS = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
 ATTRIBUTES = [

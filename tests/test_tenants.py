@@ -9,11 +9,11 @@ from typing import Any
 import pytest
 
 from builders import put, record, remove
-from ddb_backup import aliases as al
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import ImageWriter
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import ImageWriter
+from ddb_backup.format import aliases as al
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store.memory import MemoryStore
 
 A = {"pk": {"S": "a"}}
@@ -54,7 +54,7 @@ def test_a_tenant_of_any_type_never_blocks_the_shard(memory_store: MemoryStore, 
 def test_a_missing_tenant_is_logged_by_type_and_item_never_by_value(
     memory_store: MemoryStore, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.WARNING, logger="ddb_backup.capture"):
+    with caplog.at_level(logging.WARNING, logger="ddb_backup.capture.engine"):
         capture(memory_store).process([put(A, {"tenant": {"M": {"secret": {"S": "hidden-value"}}}}, seq=1)])
     warning = next(r for r in caplog.records if r.levelno == logging.WARNING)
     assert warning.__dict__["tenant_type"] == "M" and warning.__dict__["item"] == k.md5_object_name(A)

@@ -9,8 +9,8 @@ from botocore.utils import parse_timestamp as botocore_parse_timestamp
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ddb_backup.aws import make_client
-from ddb_backup.timestamps import parse_timestamp
+from ddb_backup.aws.clients import make_client
+from ddb_backup.aws.timestamps import parse_timestamp
 
 
 @given(st.datetimes(min_value=datetime(1970, 1, 2), max_value=datetime(2999, 1, 1)))

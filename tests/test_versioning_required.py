@@ -17,13 +17,13 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup import handler as h
-from ddb_backup import keys as k
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.full_backup import ImageWriter
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import ImageWriter
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import save_schema
 from ddb_backup.store import StoreError, UnversionedWrite
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.table_schema import save_schema
 
 SECRET = {"pk": {"S": "secret-key-value"}}
 SCHEMA = k.KeySchema("pk")

@@ -16,15 +16,15 @@ from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging.utils import copy_config_to_registered_loggers
 from aws_lambda_powertools.metrics import MetricUnit
 
-from ddb_backup.aws import make_client
-from ddb_backup.capture import BatchReport, Capture, CaptureSettings
-from ddb_backup.schema import KeySchemaCache
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.engine import BatchReport, Capture, CaptureSettings
+from ddb_backup.capture.key_schema_cache import KeySchemaCache
 from ddb_backup.settings import Settings, require_versioning
 from ddb_backup.store.native import open_s3_store
 
 logger = Logger(service=os.environ.get("POWERTOOLS_SERVICE_NAME", "ddb-backup"))
 metrics = Metrics(namespace=os.environ.get("POWERTOOLS_METRICS_NAMESPACE", "DdbBackup"))
-# The library's own loggers (ddb_backup.capture, ...) log as structured JSON too.
+# The library's own loggers (ddb_backup.capture.engine, ...) log as structured JSON too.
 copy_config_to_registered_loggers(source_logger=logger, include={"ddb_backup"})
 
 

@@ -9,7 +9,7 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ddb_backup.keys import MAX_PREFIX_BYTES
+from ddb_backup.format.keys import MAX_PREFIX_BYTES
 
 BACKUP_BUCKET = "BackupBucket"
 BACKUP_PREFIX = "BackupPrefix"

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 
 from ddb_backup.errors import UserError
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import epoch_to_iso
 
 _RELATIVE = re.compile(r"^-(\d+(?:\.\d+)?)\s*(s|m|h|d|w)$")
 _EPOCH = re.compile(r"^\d+(?:\.\d+)?$")

@@ -11,7 +11,8 @@ from typing import Any
 import click
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
-from ddb_backup import __version__, aws
+from ddb_backup import __version__
+from ddb_backup.aws import clients as aws
 from ddb_backup.cli.demo import demo
 from ddb_backup.cli.diff import diff
 from ddb_backup.cli.export import export
@@ -22,7 +23,7 @@ from ddb_backup.cli.run import run
 from ddb_backup.cli.tables import tables
 from ddb_backup.cli.verify import verify
 from ddb_backup.errors import BackupError, UserError
-from ddb_backup.keys import InvalidKeyError
+from ddb_backup.format.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
 from ddb_backup.store import StoreError
 

@@ -12,13 +12,13 @@ from typing import Any, TypeVar
 import boto3
 import click
 
-from ddb_backup.aws import make_client
+from ddb_backup.aws.clients import make_client
 from ddb_backup.errors import UserError
+from ddb_backup.format.version_meta import Tenancy
+from ddb_backup.restore.tenancy import from_option
 from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
 from ddb_backup.store.s3 import expect_bucket_owner
-from ddb_backup.tenancy import from_option
-from ddb_backup.version_meta import Tenancy
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import epoch_to_iso
 
 
 @click.command()
@@ -24,7 +24,7 @@ def demo(chaos: bool, seed: int) -> None:
     \b
     Exit codes: 0 every restore matched, 1 a restore did not match, 3 an AWS or storage error.
     """
-    from ddb_backup.demo import run_demo
+    from ddb_backup.lab.demo import run_demo
 
     checks = run_demo(click.echo, chaos=chaos, seed=seed)
     click.echo("")

@@ -7,14 +7,14 @@ import click
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, json_option, short_key
+from ddb_backup.cli.preflight import NothingMatches
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.tables import summarize_table
-from ddb_backup.preflight import NothingMatches
 from ddb_backup.restore.plan import table_ranges
 from ddb_backup.restore.resolve import resolver_for
 from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_time
-from ddb_backup.version_meta import epoch_to_iso
 
 
 @click.command()

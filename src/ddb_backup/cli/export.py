@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup import preflight
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
-from ddb_backup.import_call import import_call
+from ddb_backup.format.table_schema import load_schema
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.export import (
     COMPRESSIONS,
     DEFAULT_ITEMS_PER_FILE,
@@ -18,11 +19,10 @@ from ddb_backup.inspect.export import (
     export_table,
     parse_destination,
 )
+from ddb_backup.inspect.import_call import import_call
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import resolver_for, skipped_lines
-from ddb_backup.table_schema import load_schema
 from ddb_backup.timeparse import FORMS, parse_time
-from ddb_backup.version_meta import epoch_to_iso
 
 UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
 

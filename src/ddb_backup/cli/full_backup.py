@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import click
 
+from ddb_backup.capture.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
 from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import BackupError
-from ddb_backup.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
 from ddb_backup.settings import clean_prefix
 
 
@@ -67,7 +67,7 @@ def full_backup(
     Exit codes: 0 done, 2 a usage error (e.g. no such table, bucket without versioning),
     3 an AWS error, or items that could not be written (rerun to write them).
     """
-    from ddb_backup.full_backup import run_full_backup
+    from ddb_backup.capture.full_backup import run_full_backup
 
     options = FullBackupOptions(
         prefix=clean_prefix(prefix),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup import preflight
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, belongs_to_table, item_history, locate_items
 from ddb_backup.restore.resolve import resolver_for
-from ddb_backup.version_meta import epoch_to_iso
 
 
 @click.command()

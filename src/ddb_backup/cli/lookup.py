@@ -6,15 +6,15 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddb_backup import keys as k
-from ddb_backup import preflight
-from ddb_backup.aws import UNREACHABLE
+from ddb_backup.aws.clients import UNREACHABLE
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import Aws
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import load_schema
 from ddb_backup.inspect.history import parse_key
 from ddb_backup.store import ObjectStore
 from ddb_backup.store.retry import RetryingStore
-from ddb_backup.table_schema import load_schema
 
 
 def describe_table(aws: Aws, table: str) -> dict[str, Any] | None:

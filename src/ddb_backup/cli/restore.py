@@ -16,17 +16,17 @@ from typing import Any
 
 import click
 
-from ddb_backup import keys as k
-from ddb_backup import preflight
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
 from ddb_backup.errors import UserError
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.timeparse import FORMS, parse_duration, parse_time
-from ddb_backup.version_meta import epoch_to_iso
 
 INTERRUPTED = 130
 DECLINED = 1

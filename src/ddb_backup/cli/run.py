@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from ddb_backup import preflight
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.output import echo_json, json_option
 
@@ -100,10 +100,12 @@ def run(
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
     (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing.
     """
-    from ddb_backup.checkpoint import default_location, open_checkpoints
+    from ddb_backup.capture.batch_response import capture_handler
+    from ddb_backup.capture.stream_checkpoint import default_location, open_checkpoints
+    from ddb_backup.capture.stream_runner import RunnerOptions, StreamRunner
+    from ddb_backup.capture.stream_shards import stream_arn_for
     from ddb_backup.handler import build_runtime
     from ddb_backup.settings import Settings, clean_prefix
-    from ddb_backup.stream_runner import RunnerOptions, StreamRunner, capture_handler, stream_arn_for
 
     if checkpoint is not None and not checkpoint.startswith("s3://"):
         preflight.check_local_path("--checkpoint", checkpoint, folder=False)

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup import preflight
+from ddb_backup.cli import preflight
 from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.tables import Coverage, summarize_table, table_names
 from ddb_backup.restore.resolve import skipped_lines
-from ddb_backup.version_meta import epoch_to_iso
 
 
 @click.command()

@@ -10,8 +10,10 @@ import click
 from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
+from ddb_backup.cli.preflight import NoSuchBucket, NothingMatches
 from ddb_backup.cli.progress import Update, progress
 from ddb_backup.errors import UserError
+from ddb_backup.format.keys import KeySchema, table_prefix
 from ddb_backup.inspect.verify import (
     DEFAULT_SEGMENTS,
     VerifyOptions,
@@ -19,8 +21,6 @@ from ddb_backup.inspect.verify import (
     uses_plain_text_names,
     verify_table,
 )
-from ddb_backup.keys import KeySchema, table_prefix
-from ddb_backup.preflight import NoSuchBucket, NothingMatches
 from ddb_backup.restore.resolve import skipped_lines
 from ddb_backup.timeparse import parse_duration
 

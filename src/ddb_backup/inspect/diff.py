@@ -16,15 +16,15 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from ddb_backup.format.keys import KeySchema
+from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes, image_digest, item_key, map_bounded
-from ddb_backup.keys import KeySchema
 from ddb_backup.restore.plan import group_versions, metadata_reader
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Inspected, Resolver, parse_image, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
-from ddb_backup.version_meta import VersionMeta
 
 ADDED, REMOVED, CHANGED, UNCHANGED = "added", "removed", "changed", "unchanged"
 

@@ -24,15 +24,15 @@ from typing import Any, BinaryIO, Protocol
 import zstandard
 
 from ddb_backup.errors import UserError
-from ddb_backup.import_call import import_call
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.images import map_bounded
+from ddb_backup.inspect.import_call import import_call
 from ddb_backup.restore.plan import PointInTime
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import TAKE, Resolution, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, iter_states
 from ddb_backup.restore.timeline import ItemState
 from ddb_backup.store import ObjectStore
-from ddb_backup.version_meta import epoch_to_iso
 
 FILE_MODE = 0o600  # the files hold table data: readable by their owner only, whatever the umask
 MAX_IMPORT_FILES = 50_000  # DynamoDB import reads at most this many S3 objects

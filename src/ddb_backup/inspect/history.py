@@ -20,12 +20,12 @@ from urllib.parse import unquote
 
 from boto3.dynamodb.types import TypeSerializer
 
-from ddb_backup import aliases as al
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
 from ddb_backup.errors import UserError
+from ddb_backup.format import aliases as al
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes
-from ddb_backup.locate import candidate_object_keys, find_object_keys
+from ddb_backup.restore.locate import candidate_object_keys, find_object_keys
 from ddb_backup.restore.resolve import Resolver, parse_image
 from ddb_backup.restore.timeline import removal_halves
 from ddb_backup.store import ObjectStore, VersionEntry

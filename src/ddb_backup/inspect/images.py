@@ -15,7 +15,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 
 T = TypeVar("T")
 R = TypeVar("R")

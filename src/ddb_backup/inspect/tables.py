@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import unquote
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.restore.plan import group_versions, table_ranges
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Inspected, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
-from ddb_backup.version_meta import Tenancy, epoch_to_iso
 
 OWN_FOLDER = "~ddb-backup"
 _AFTER_SLASH = "0"  # the character after "/" in byte order: "name0" sorts after every "name/..." key

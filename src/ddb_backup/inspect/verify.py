@@ -25,17 +25,17 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
+from ddb_backup.aws.scan import scan_pages
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import Tenancy, VersionMeta
 from ddb_backup.inspect.images import image_digest, item_key, map_bounded, to_json_image
-from ddb_backup.ratelimit import TokenBucket
 from ddb_backup.restore.plan import PointInTime, plan_range, table_ranges
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import TAKE, Resolver
 from ddb_backup.restore.state import map_ranges
 from ddb_backup.restore.timeline import ItemState
-from ddb_backup.scan import scan_pages
 from ddb_backup.store import NoSuchVersion, ObjectStore
-from ddb_backup.version_meta import Tenancy, VersionMeta
 
 MISSING = "missing"  # the table has the item, the backup's state now does not
 EXTRA = "extra"  # the backup holds the item, the table no longer has it

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ddb_backup.errors import UserError
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import epoch_to_iso
 
 CHECKPOINT_FORMAT = 1
 DIGEST_BYTES = 16

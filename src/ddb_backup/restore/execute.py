@@ -25,22 +25,23 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.errors import BackupError, HintedError, UserError
-from ddb_backup.locate import candidate_object_keys, find_object_keys
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import describe_table
+from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint, Query, default_path
+from ddb_backup.restore.locate import candidate_object_keys, find_object_keys
 from ddb_backup.restore.plan import PointInTime, folder_ranges, table_folders
 from ddb_backup.restore.ranges import KeyRange, segment_ranges
+from ddb_backup.restore.read_once import Planned, plan_range_once
 from ddb_backup.restore.rejects import RejectsFile, default_rejects_path
 from ddb_backup.restore.resolve import REJECT, TAKE, Resolver
-from ddb_backup.restore.state import iter_states
+from ddb_backup.restore.state import iter_states, map_ranges
 from ddb_backup.restore.target import Target, check_items_fit, image_key_problem, prepare_target, source_schema
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
 from ddb_backup.restore.writer import DEFAULT_MAX_RETRY_SECONDS, MAX_BATCH, RESUME_HINT, BatchWriter, key_of
 from ddb_backup.store import ObjectStore, StoreError
-from ddb_backup.table_schema import describe_table
-from ddb_backup.version_meta import Tenancy, epoch_to_iso
 
 DEFAULT_WORKERS = 64
 FUTURE_SLACK_SECONDS = 1.0
@@ -506,19 +507,22 @@ class _Restore:
     def _write_ranges(self, ranges: list[KeyRange], writer: BatchWriter, checkpoint: Checkpoint) -> None:
         tracker = _Tracker(lambda key_range, digests: checkpoint.finish_range(key_range.index, digests))
         gets = _Gets(self.options.workers, self.stop)
-        states = iter_states(self.store, ranges, self.when, workers=self._list_workers())
+        states = map_ranges(
+            ranges, lambda key_range: plan_range_once(self.store, key_range, self.when), self._list_workers()
+        )
         try:
-            for key_range, state in states:
+            for key_range, planned in states:
                 gets.raise_failure()
                 if self.stop.is_set():
                     break
-                if state is None:
+                if planned is None:
                     tracker.listed(key_range)
                     continue
+                state = planned.state
                 self._count(state)
                 if state.present:
                     tracker.present(key_range, None, writes=1)
-                    if not gets.submit(self._restore_item, key_range, state, writer, tracker):
+                    if not gets.submit(self._restore_item, key_range, planned, writer, tracker):
                         break
                 self._show(writer)
             gets.wait(lambda: self._show(writer))
@@ -528,11 +532,16 @@ class _Restore:
             getattr(states, "close", lambda: None)()  # a generator: stop its listing threads now
             gets.close()
 
-    def _restore_item(self, key_range: KeyRange, state: ItemState, writer: BatchWriter, tracker: _Tracker) -> None:
+    def _restore_item(self, key_range: KeyRange, planned: Planned, writer: BatchWriter, tracker: _Tracker) -> None:
+        state = planned.state
         assert state.version is not None and self.resolver is not None
         if self.stop.is_set():
             return
-        resolution = self.resolver.resolve(state, self.options.at, max_lag=self.options.max_lag)
+        at, max_lag = self.options.at, self.options.max_lag
+        if planned.stored is not None:  # the planner's GET: the version is not read again
+            resolution = self.resolver.resolve_stored(state, planned.stored, at, max_lag=max_lag)
+        else:
+            resolution = self.resolver.resolve(state, at, max_lag=max_lag)
         with self._lock:
             self.summary.image_reads += 1
             self.summary.legacy = self.summary.legacy or resolution.legacy

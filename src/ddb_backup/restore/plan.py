@@ -12,11 +12,11 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from urllib.parse import unquote
 
-from ddb_backup import aliases as al
+from ddb_backup.format import aliases as al
+from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.restore.ranges import KeyRange, key_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
-from ddb_backup.version_meta import VersionMeta
 
 _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 
-from ddb_backup.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import epoch_to_iso
 
 FILE_MODE = 0o600
 

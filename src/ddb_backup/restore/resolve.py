@@ -33,14 +33,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddb_backup import aliases as al
-from ddb_backup import keys as k
+from ddb_backup.format import aliases as al
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import load_schema
+from ddb_backup.format.version_meta import MetadataError, Tenancy, VersionMeta
 from ddb_backup.restore.plan import metadata_reader
+from ddb_backup.restore.tenancy import TableTenancy, learn_table_tenancy
 from ddb_backup.restore.timeline import ItemState, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, VersionEntry
-from ddb_backup.table_schema import load_schema
-from ddb_backup.tenancy import TableTenancy, learn_table_tenancy
-from ddb_backup.version_meta import MetadataError, Tenancy, VersionMeta
 
 _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50
@@ -445,7 +445,7 @@ class Resolver:
         """The item's change in effect at ``at`` over every name it can have (``locate``: one LIST each):
         our canonical object when it is present with a version of ours, else the latest by the format's
         order. ``tenant`` is the escaped tenant segment, if any."""
-        from ddb_backup.locate import candidate_object_keys
+        from ddb_backup.restore.locate import candidate_object_keys
 
         canonical = set(candidate_object_keys(self.prefix, self.table, key, tenant=tenant, schema=self.schema)[:2])
         best: Change | None = None

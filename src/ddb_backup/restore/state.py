@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
-from ddb_backup.keys import TypedItem
+from ddb_backup.format.keys import TypedItem
 from ddb_backup.restore.plan import PointInTime, plan_range
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.timeline import ItemState

@@ -25,13 +25,13 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddb_backup import aliases
-from ddb_backup import keys as k
 from ddb_backup.errors import BackupError, UserError
+from ddb_backup.format import aliases
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import create_table_args, describe_table, load_schema
+from ddb_backup.format.version_meta import MetadataError, VersionMeta
 from ddb_backup.restore.resolve import json_kind
 from ddb_backup.store import ObjectStore, StoreError
-from ddb_backup.table_schema import create_table_args, describe_table, load_schema
-from ddb_backup.version_meta import MetadataError, VersionMeta
 
 ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from ddb_backup.format.version_meta import FULL_BACKUP, VersionMeta
 from ddb_backup.store import VersionEntry
-from ddb_backup.version_meta import FULL_BACKUP, VersionMeta
 
 STREAM_RETENTION = 24 * 3600.0
 DEFAULT_MARGIN = 3600.0

@@ -25,9 +25,9 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from ddb_backup import keys as k
+from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.errors import BackupError
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.format import keys as k
 
 MAX_BATCH = 25
 RETRYABLE = frozenset(

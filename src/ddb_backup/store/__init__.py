@@ -1,6 +1,6 @@
 """The object store: the small interface every backend implements (docs/architecture.md).
 
-Backends know nothing of DynamoDB or of our paths; ``ddb_backup.keys`` computes every key.
+Backends know nothing of DynamoDB or of our paths; ``ddb_backup.format.keys`` computes every key.
 """
 
 from ddb_backup.store.base import (
@@ -12,6 +12,7 @@ from ddb_backup.store.base import (
     StoreError,
     UnversionedWrite,
     VersionEntry,
+    list_until,
     require_version,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "StoredObject",
     "UnversionedWrite",
     "VersionEntry",
+    "list_until",
     "require_version",
 ]

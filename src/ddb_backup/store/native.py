@@ -13,7 +13,7 @@ this store is made from; that client also supplies the endpoint (``AWS_ENDPOINT_
 ``--endpoint-url``), the region and the credentials (botocore's chain: env, profile, container or
 instance role, Lambda's role), so both paths talk to the same place as the same principal.
 
-Retries and timeouts match ``ddb_backup.aws``: 8 attempts in all with exponential backoff, full
+Retries and timeouts match ``ddb_backup.aws.clients``: 8 attempts in all with exponential backoff, full
 jitter and a 20 s cap (botocore's standard mode), a 5 s connect timeout, and a 60 s bound on one call
 (botocore: 30 s per socket read), after which the request is cancelled and ``StoreError`` raised.
 
@@ -48,7 +48,7 @@ from ddb_backup.store.s3 import S3Store
 
 S3_CLIENT_ENV = "DDB_BACKUP_S3_CLIENT"
 AUTO, NATIVE, BOTO3 = "auto", "native", "boto3"
-MAX_RETRIES = 7  # 8 attempts in all, as ddb_backup.aws.DEFAULT_MAX_ATTEMPTS
+MAX_RETRIES = 7  # 8 attempts in all, as ddb_backup.aws.clients.DEFAULT_MAX_ATTEMPTS
 BACKOFF_SCALE_MS = 1000  # botocore standard mode: random(0, 1) * 2 ** attempt seconds ...
 MAX_BACKOFF_S = 20  # ... at most 20 s
 CONNECT_TIMEOUT_MS = 5000
@@ -135,7 +135,7 @@ class _Crt:
             ),
             connect_timeout_ms=CONNECT_TIMEOUT_MS,
             # awscrt sizes its pool for big transfers (25 connections were seen at most); our requests
-            # are small and many: as many connections as boto3's pool (ddb_backup.aws.DEFAULT_POOL)
+            # are small and many: as many connections as boto3's pool (ddb_backup.aws.clients.DEFAULT_POOL)
             max_active_connections_override=MAX_CONNECTIONS,
             throughput_target_gbps=100.0,
         )
@@ -272,6 +272,9 @@ class NativeS3Store:
 
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
         return self.cold.list_versions(prefix, key_marker=key_marker)
+
+    def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        return self.cold.list_versions_until(prefix, end=end, key_marker=key_marker)
 
     def versioning_enabled(self) -> bool:
         return self.cold.versioning_enabled()

@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
-from ddb_backup import version_meta as vm
+from ddb_backup.format import version_meta as vm
 from ddb_backup.timeparse import MILLISECONDS_FROM, MILLISECONDS_UNTIL
 
 TTL_PRINCIPAL = "dynamodb.amazonaws.com"

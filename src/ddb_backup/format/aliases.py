@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote
 
-from ddb_backup import keys as k
-from ddb_backup.version_meta import Tenancy
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import Tenancy
 
 ORIGINAL_SEPARATOR = " | "
 

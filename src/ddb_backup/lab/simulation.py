@@ -17,7 +17,7 @@ Items whose records were dropped are not compared from the dropped change until 
 delivered change or the image time of a full backup that wrote the item's image (the backup cannot
 know what it never got; a full backup skips an item whose stream change is after its read floor).
 
-``python -m ddb_backup.simulation --seeds 200`` (``make soak``) runs many histories and prints totals.
+``python -m ddb_backup.lab.simulation --seeds 200`` (``make soak``) runs many histories and prints totals.
 """
 
 from __future__ import annotations
@@ -35,15 +35,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.faults import FaultyStore
-from ddb_backup.full_backup import ImageWriter, page_times
-from ddb_backup.lambda_sim import checkpoint
+from ddb_backup.aws.scan import ScanPage
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import ImageWriter, page_times
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
+from ddb_backup.lab.faults import FaultyStore
+from ddb_backup.lab.lambda_sim import checkpoint
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.state import iter_states, read_image
-from ddb_backup.scan import ScanPage
 from ddb_backup.store import PutResult, StoredObject, StoreError
 from ddb_backup.store.memory import MemoryStore
 

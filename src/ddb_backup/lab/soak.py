@@ -6,7 +6,7 @@ through Lambda's delivery (``lambda_sim``) to ``Capture`` writing to an in-memor
 against the model (``check_versions``), then that window's store is dropped, so what memory remains
 is capture's own (replay guard, fault dice, thread pool) and must stay flat.
 
-``python -m ddb_backup.soak --records 50000`` (``make soak``) prints one line per window.
+``python -m ddb_backup.lab.soak --records 50000`` (``make soak``) prints one line per window.
 """
 
 from __future__ import annotations
@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddb_backup import keys as k
-from ddb_backup import version_meta as vm
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.faults import FaultyStore
-from ddb_backup.lambda_sim import CaptureFunction, DeliveryStats, ShardDelivery
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
+from ddb_backup.lab.faults import FaultyStore
+from ddb_backup.lab.lambda_sim import CaptureFunction, DeliveryStats, ShardDelivery
 from ddb_backup.store import ObjectStore
 from ddb_backup.store.memory import MemoryStore
 
@@ -210,7 +210,7 @@ def rss_bytes() -> int:
 @contextmanager
 def quiet_capture_logs() -> Iterator[None]:
     """Injected faults make capture log thousands of expected errors; the delivery stats count them."""
-    logger = logging.getLogger("ddb_backup.capture")
+    logger = logging.getLogger("ddb_backup.capture.engine")
     level = logger.level
     logger.setLevel(logging.CRITICAL)
     try:
@@ -291,7 +291,7 @@ def _print_window(report: SoakReport) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Capture soak under injected S3 faults (see ddb_backup.soak).")
+    parser = argparse.ArgumentParser(description="Capture soak under injected S3 faults (see ddb_backup.lab.soak).")
     parser.add_argument("--records", type=int, default=50_000)
     parser.add_argument("--items", type=int, default=2000)
     parser.add_argument("--window", type=int, default=5000)

@@ -22,7 +22,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from ddb_backup.capture import Capture
+from ddb_backup.capture.engine import Capture
 
 Record = Mapping[str, Any]
 ERROR_SAMPLE = 20  # errors kept for the report; the rest are only counted

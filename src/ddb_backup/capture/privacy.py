@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import quote, quote_plus
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
 
 REDACTED = "<value>"
 # Shorter strings are left alone: too common to mean anything ("id", "N"), and replacing them would

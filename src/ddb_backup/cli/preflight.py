@@ -18,11 +18,11 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, ParamValidationError
 
-from ddb_backup import aliases
-from ddb_backup import keys as k
 from ddb_backup.errors import UserError
+from ddb_backup.format import aliases
+from ddb_backup.format import keys as k
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
-from ddb_backup.locate import candidate_object_keys, find_object_key
+from ddb_backup.restore.locate import candidate_object_keys, find_object_key
 from ddb_backup.store import ObjectStore
 
 SHOWN = 8  # names listed in a suggestion

@@ -24,13 +24,14 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup import keys as k
-from ddb_backup import privacy
-from ddb_backup import version_meta as vm
+from ddb_backup.aws.ratelimit import TokenBucket
+from ddb_backup.aws.scan import ScanPage, scan_pages
+from ddb_backup.capture import privacy
+from ddb_backup.capture.records import to_lambda_value
 from ddb_backup.errors import UserError
-from ddb_backup.ratelimit import TokenBucket
-from ddb_backup.records import to_lambda_value
-from ddb_backup.scan import ScanPage, scan_pages
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
+from ddb_backup.format.table_schema import describe_table, save_schema, schema_object_key
 from ddb_backup.settings import require_versioning
 from ddb_backup.store import (
     NoSuchVersion,
@@ -41,7 +42,6 @@ from ddb_backup.store import (
     VersionEntry,
     require_version,
 )
-from ddb_backup.table_schema import describe_table, save_schema, schema_object_key
 
 log = logging.getLogger(__name__)
 

@@ -13,9 +13,9 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ddb_backup import keys as k
+from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.store import NoSuchVersion, ObjectStore, require_version
-from ddb_backup.version_meta import Tenancy
 
 SCHEMA_FORMAT = 1
 OWN_FOLDER = "~ddb-backup"

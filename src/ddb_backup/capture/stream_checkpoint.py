@@ -1,4 +1,5 @@
-"""Where the stream runner remembers how far it got: a local file or an S3 object.
+"""Where the stream runner remembers how far it got: a local file or an S3 object (``StreamProgress``
+keeps it while the runner runs).
 
 A checkpoint holds, for one stream, the last acknowledged sequence number of each shard and the
 shards read to their end. Local files are replaced atomically (a temporary file, then a rename),
@@ -10,16 +11,17 @@ from __future__ import annotations
 import json
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from botocore.exceptions import ClientError
 
+from ddb_backup.capture.stream_shards import Gap
 from ddb_backup.errors import UserError
-from ddb_backup.keys import prefix_parts
-from ddb_backup.table_schema import OWN_FOLDER
+from ddb_backup.format.keys import prefix_parts
+from ddb_backup.format.table_schema import OWN_FOLDER
 
 CHECKPOINT_FORMAT = 1
 S3_SCHEME = "s3://"
@@ -121,3 +123,55 @@ def open_checkpoints(location: str, s3_client: Callable[[], Any]) -> CheckpointS
     if not bucket or not key:
         raise UserError(f"checkpoint {location!r} is not s3://BUCKET/KEY", hint="e.g. s3://my-backups/runner.json")
     return S3Checkpoints(s3_client(), bucket, key)
+
+
+class StreamProgress:
+    """How far the runner got on one stream (a ``Checkpoint``), saved to its ``CheckpointStore`` after
+    every change: each shard's last acknowledged record, the shards read to their end."""
+
+    def __init__(self, store: CheckpointStore, stream_arn: str, notify: Callable[[str], None]) -> None:
+        self.store = store
+        self.stream_arn = stream_arn
+        self.notify = notify
+        self.checkpoint = Checkpoint(stream_arn)
+
+    @property
+    def finished(self) -> set[str]:
+        return self.checkpoint.finished
+
+    def position(self, shard_id: str) -> str | None:
+        return self.checkpoint.positions.get(shard_id)
+
+    def load(self) -> None:
+        """The saved checkpoint, unless it is for another stream (the table's stream was replaced)."""
+        loaded = self.store.load()
+        if loaded is None:
+            return
+        if loaded.stream_arn != self.stream_arn:
+            self.notify(
+                f"checkpoint {self.store.location} is for another stream ({loaded.stream_arn}); "
+                "the table's stream was replaced, so reading starts from the oldest records of the new one"
+            )
+            return
+        self.checkpoint = loaded
+
+    def acknowledge(self, shard_id: str, sequence: str) -> None:
+        self.checkpoint.positions[shard_id] = sequence
+        self.store.save(self.checkpoint)
+
+    def finish(self, shard_id: str) -> None:
+        self.checkpoint.finished.add(shard_id)
+        self.store.save(self.checkpoint)
+
+    def forget_gone(self, listed: Container[str], report_gap: Callable[[Gap], Any]) -> None:
+        """Shards gone from the stream (24 hours after they closed): a finished one is forgotten, an
+        unfinished one lost its unread records (``report_gap``)."""
+        checkpoint = self.checkpoint
+        gone = [shard_id for shard_id in {*checkpoint.positions, *checkpoint.finished} if shard_id not in listed]
+        for shard_id in gone:
+            if shard_id not in checkpoint.finished:
+                report_gap(Gap(shard_id, checkpoint.positions.get(shard_id), None, "the shard left the stream"))
+            checkpoint.positions.pop(shard_id, None)
+            checkpoint.finished.discard(shard_id)
+        if gone:
+            self.store.save(checkpoint)

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ddb_backup.table_schema import create_table_args
+from ddb_backup.format.table_schema import create_table_args
 
 DATA = "data/"
 PLACEHOLDER_TABLE: dict[str, Any] = {

@@ -42,9 +42,9 @@ def client_config(*, max_pool: int = DEFAULT_POOL, max_attempts: int = DEFAULT_M
 
 
 def fast_timestamps(session: Any) -> None:
-    """Parse response timestamps with ``ddb_backup.timestamps.parse_timestamp`` in this session's clients
+    """Parse response timestamps with ``ddb_backup.aws.timestamps.parse_timestamp`` in this session's clients
     made from now on: botocore's own parser was 65% of a 1,000-version listing page's CPU (issue 16)."""
-    from ddb_backup.timestamps import parse_timestamp
+    from ddb_backup.aws.timestamps import parse_timestamp
 
     factory = session._session.get_component("response_parser_factory")
     factory.set_parser_defaults(timestamp_parser=parse_timestamp)

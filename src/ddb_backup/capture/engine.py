@@ -18,10 +18,10 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from ddb_backup import keys as k
-from ddb_backup import privacy
-from ddb_backup import version_meta as vm
-from ddb_backup.records import BadRecord, StreamRecord
+from ddb_backup.capture import privacy
+from ddb_backup.capture.records import BadRecord, StreamRecord
+from ddb_backup.format import keys as k
+from ddb_backup.format import version_meta as vm
 from ddb_backup.store import (
     NoSuchVersion,
     ObjectStore,

@@ -7,8 +7,8 @@ from collections.abc import Mapping
 from typing import Any
 from urllib.parse import unquote
 
-from ddb_backup import aliases as al
-from ddb_backup import keys as k
+from ddb_backup.format import aliases as al
+from ddb_backup.format import keys as k
 from ddb_backup.store import ObjectStore
 
 

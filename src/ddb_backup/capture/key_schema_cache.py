@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from ddb_backup.keys import KeySchema
+from ddb_backup.format.keys import KeySchema
 
 
 class KeySchemaCache:

@@ -24,11 +24,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ddb_backup import aliases as al
-from ddb_backup import keys as k
+from ddb_backup.format import aliases as al
+from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import TENANT_ATTRIBUTE as SCHEMA_FIELD
+from ddb_backup.format.version_meta import MetadataError, Tenancy, VersionMeta
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
-from ddb_backup.table_schema import TENANT_ATTRIBUTE as SCHEMA_FIELD
-from ddb_backup.version_meta import MetadataError, Tenancy, VersionMeta
 
 PROBE_VERSIONS = 50  # listed versions looked at, at most
 PROBE_READS = 8  # of which read (GET or HEAD), at most

@@ -20,20 +20,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ddb_backup import keys as k
-from ddb_backup.aws import make_client
-from ddb_backup.capture import Capture, CaptureSettings
-from ddb_backup.checkpoint import FileCheckpoints
-from ddb_backup.emulator import environment, local_credentials, moto_server, reset
-from ddb_backup.faults import FaultyDynamoDB, FaultyStore
-from ddb_backup.full_backup import FullBackupOptions, run_full_backup
-from ddb_backup.records import lambda_record
+from ddb_backup.aws.clients import make_client
+from ddb_backup.capture.batch_response import capture_handler
+from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.capture.full_backup import FullBackupOptions, run_full_backup
+from ddb_backup.capture.key_schema_cache import KeySchemaCache
+from ddb_backup.capture.records import lambda_record
+from ddb_backup.capture.stream_checkpoint import FileCheckpoints
+from ddb_backup.capture.stream_runner import RunnerOptions, RunSummary, StreamRunner
+from ddb_backup.format import keys as k
+from ddb_backup.lab.emulator import environment, local_credentials, moto_server, reset
+from ddb_backup.lab.faults import FaultyDynamoDB, FaultyStore
 from ddb_backup.restore.execute import RestoreOptions, restore
-from ddb_backup.schema import KeySchemaCache
 from ddb_backup.store import ObjectStore
 from ddb_backup.store.retry import RetryingStore
 from ddb_backup.store.s3 import S3Store
-from ddb_backup.stream_runner import RunnerOptions, RunSummary, StreamRunner, capture_handler
 
 TABLE = "demo-orders"
 BUCKET = "demo-backups"
@@ -172,7 +173,7 @@ def run_stream(streams: Any, stream_arn: str, store: ObjectStore, dynamodb: Any,
         RunnerOptions(batch_size=25, until_idle=True, poll_interval=0.05, retry_base=0.05, max_batch_attempts=50),
         stop=threading.Event(),
     )
-    capture_log = logging.getLogger("ddb_backup.capture")
+    capture_log = logging.getLogger("ddb_backup.capture.engine")
     level = capture_log.level
     capture_log.setLevel(logging.CRITICAL)
     try:

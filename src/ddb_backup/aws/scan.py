@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-from ddb_backup.ratelimit import TokenBucket
+from ddb_backup.aws.ratelimit import TokenBucket
 
 
 @dataclass(frozen=True)
