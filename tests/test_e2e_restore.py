@@ -123,15 +123,8 @@ def backed_up_items(s3: Any, count: int, at: float) -> S3Store:
 
 
 def source_table(ddb: Any, name: str = "orders") -> None:
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
+    """The backed-up items' live source table (``pk`` S, ``sk`` N), without a stream."""
+    create_table(ddb, name, stream=False)
 
 
 def test_a_crash_mid_restore_then_resume_gives_the_same_table(
