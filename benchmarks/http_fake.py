@@ -147,6 +147,7 @@ class Fake:
                 "<StorageClass>STANDARD</StorageClass></Version>"
             )
             last = (entry.key, entry.version_id)
+        self.counts["ListObjectVersions rows"] += len(rows)
         markers = ""
         if truncated and last:
             markers = (

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ddb_backup.store import ObjectStore, VersionEntry
+from ddb_backup.store import ObjectStore, VersionEntry, list_until
 
 HEX = "0123456789abcdef"
 MD5_BOUNDARIES = tuple(a + b for a in HEX for b in HEX)[1:]  # 255 cuts -> 256 ranges
@@ -35,10 +35,10 @@ class KeyRange:
         marker = self.start
         if after is not None and (marker is None or _b(after) > _b(marker)):
             marker = after
-        for entry in store.list_versions(self.prefix, key_marker=marker):
-            if self.end is not None and _b(entry.key) > _b(self.end):
-                return
-            yield entry
+        if self.end is None:
+            yield from store.list_versions(self.prefix, key_marker=marker)
+        else:  # pages sized to end at the range's end (store.pages), not full pages past it
+            yield from list_until(store, self.prefix, end=self.end, key_marker=marker)
 
 
 def _b(text: str) -> bytes:

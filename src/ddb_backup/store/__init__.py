@@ -12,6 +12,7 @@ from ddb_backup.store.base import (
     StoreError,
     UnversionedWrite,
     VersionEntry,
+    list_until,
     require_version,
 )
 
@@ -24,5 +25,6 @@ __all__ = [
     "StoredObject",
     "UnversionedWrite",
     "VersionEntry",
+    "list_until",
     "require_version",
 ]

@@ -104,3 +104,27 @@ class ObjectStore(Protocol):
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]: ...
 
     def versioning_enabled(self) -> bool: ...
+
+
+class RangeLister(Protocol):
+    """An optional capability of a backend: a listing that ends after key ``end`` (inclusive), whose
+    pages the backend sizes to end near it (S3: ``store.pages``). Yields what ``list_versions`` yields, up
+    to ``end``; it may yield a few rows past ``end``, which the caller drops."""
+
+    def list_versions_until(
+        self, prefix: str, *, end: str, key_marker: str | None = None
+    ) -> Iterator[VersionEntry]: ...
+
+
+def list_until(store: ObjectStore, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
+    """The versions under ``prefix`` after ``key_marker`` up to key ``end``: through the backend's
+    ``list_versions_until`` when it has one (``RangeLister``), else ``list_versions`` cut at ``end``."""
+    until = getattr(store, "list_versions_until", None)
+    entries = until(prefix, end=end, key_marker=key_marker) if until is not None else None
+    if entries is None:
+        entries = store.list_versions(prefix, key_marker=key_marker)
+    raw_end = end.encode("utf-8")
+    for entry in entries:
+        if entry.key.encode("utf-8") > raw_end:  # S3 orders keys by their UTF-8 bytes
+            return
+        yield entry

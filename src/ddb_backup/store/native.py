@@ -273,6 +273,9 @@ class NativeS3Store:
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
         return self.cold.list_versions(prefix, key_marker=key_marker)
 
+    def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        return self.cold.list_versions_until(prefix, end=end, key_marker=key_marker)
+
     def versioning_enabled(self) -> bool:
         return self.cold.versioning_enabled()
 

@@ -22,6 +22,7 @@ from ddb_backup.store.base import (
     StoredObject,
     StoreError,
     VersionEntry,
+    list_until,
 )
 
 T = TypeVar("T")
@@ -89,6 +90,15 @@ class RetryingStore:
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
         """A listing that survives a failed page: it starts again after the last key it finished and
         skips the versions of the current key it already gave."""
+        return self._listing(lambda marker: self.inner.list_versions(prefix, key_marker=marker), key_marker)
+
+    def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        """``list_versions`` ending after key ``end`` (``store.base.list_until``), retried alike."""
+        return self._listing(lambda marker: list_until(self.inner, prefix, end=end, key_marker=marker), key_marker)
+
+    def _listing(
+        self, listing: Callable[[str | None], Iterator[VersionEntry]], key_marker: str | None
+    ) -> Iterator[VersionEntry]:
         finished = key_marker  # the last key all of whose versions were yielded
         current: str | None = None
         given = 0  # versions of ``current`` already yielded
@@ -96,7 +106,7 @@ class RetryingStore:
         while True:
             try:
                 skip = given
-                for entry in self.inner.list_versions(prefix, key_marker=finished):
+                for entry in listing(finished):
                     if entry.key != current:
                         finished = current if current is not None else finished
                         current, given, skip = entry.key, 0, 0

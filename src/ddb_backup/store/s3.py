@@ -15,6 +15,7 @@ from ddb_backup.store.base import (
     StoreError,
     VersionEntry,
 )
+from ddb_backup.store.pages import MAX_PAGE, PageSizes
 
 _MISSING = {"NoSuchKey", "NoSuchVersion", "404", "405", "MethodNotAllowed", "InvalidArgument"}
 _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
@@ -131,7 +132,18 @@ class S3Store:
         return self._stored(key, self._read("head_object", key, version_id), b"")
 
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
-        args: dict[str, Any] = {**self._bucket, "Prefix": prefix, "MaxKeys": 1000}
+        return self._list(prefix, key_marker, None)
+
+    def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
+        """``list_versions`` that ends after key ``end``: pages sized to end near it (``store.pages``)."""
+        return self._list(prefix, key_marker, PageSizes(end, key_marker))
+
+    def _list(self, prefix: str, key_marker: str | None, sizes: PageSizes | None) -> Iterator[VersionEntry]:
+        args: dict[str, Any] = {
+            **self._bucket,
+            "Prefix": prefix,
+            "MaxKeys": MAX_PAGE if sizes is None else sizes.first(),
+        }
         if key_marker:
             args["KeyMarker"] = key_marker
         while True:
@@ -139,7 +151,8 @@ class S3Store:
                 page = self.client.list_object_versions(**args)
             except (ClientError, BotoCoreError) as err:
                 raise _translate(err, f"ListObjectVersions s3://{self.bucket}/{prefix}") from err
-            yield from merge_page(page)
+            entries = merge_page(page)
+            yield from entries
             if not page.get("IsTruncated"):
                 return
             args["KeyMarker"] = page["NextKeyMarker"]
@@ -147,6 +160,11 @@ class S3Store:
                 args["VersionIdMarker"] = page["NextVersionIdMarker"]
             else:
                 args.pop("VersionIdMarker", None)
+            if sizes is not None and entries:
+                if _past(entries[-1].key, sizes.end):
+                    return
+                keys = len({entry.key for entry in entries})
+                args["MaxKeys"] = sizes.next(len(entries), keys, entries[0].key, entries[-1].key)
 
     def versioning_enabled(self) -> bool:
         try:
@@ -154,6 +172,10 @@ class S3Store:
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"GetBucketVersioning s3://{self.bucket}") from err
         return bool(answer.get("Status") == "Enabled")
+
+
+def _past(key: str, end: str) -> bool:
+    return key.encode("utf-8") > end.encode("utf-8")  # S3 orders keys by their UTF-8 bytes
 
 
 def merge_page(page: Mapping[str, Any]) -> list[VersionEntry]:
