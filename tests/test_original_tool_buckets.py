@@ -475,9 +475,9 @@ def test_2_plain_text_tenants_diff_counts_each_item_once() -> None:
     changes, counts = diffed(store, T0 + 50, T0 + 200, "bk")
     assert changes == {"u/1": "changed", "50%": "removed", "mv": "changed", "plain": "removed"}
     assert (counts.added, counts.removed, counts.changed) == (0, 2, 2)
-    # "a | b" is unchanged; mv's stale copy in its old tenant folder (the original tool left it there) is
-    # counted unchanged too: a documented limit (docs/format.md, "Buckets written by the original tool")
-    assert counts.unchanged == 2
+    # only "a | b" is unchanged: not the other names of the changed items, nor mv's stale copy in its old
+    # tenant folder t1 (the original tool left it there when it moved mv to t2)
+    assert counts.unchanged == 1
 
 
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------

@@ -207,17 +207,32 @@ class _Diff:
     def _other_names_unchanged(self, found: Inspected) -> None:
         """Every other name of the item (in the diff's ranges) holding the same present version at both
         times was counted unchanged unread, while this name reports the item: count the item once (two
-        LISTs per such name; only for items whose names are merged, or whose canonical object changed)."""
-        for name in self.resolver.other_names(found):
-            if name == found.object_key or not any(r.contains(name) and name.startswith(r.prefix) for r in self.ranges):
+        LISTs per such name; only for items whose names are merged, or whose canonical object changed).
+        When a name in the item's tenant folder holds a version of the original tool, the item's names in
+        every other tenant folder are looked at too: the original tool left an item's old tenant folder
+        as it was when its tenant changed (restore looks there for such versions as well)."""
+        names = self.resolver.other_names(found)
+        legacy = self._count_unchanged(found.object_key, names)
+        if legacy and found.where.tenant and found.meta is not None:
+            others = self.resolver.other_names(found, every_tenant=True)
+            self._count_unchanged(found.object_key, [name for name in others if name not in names])
+
+    def _count_unchanged(self, own: str, names: list[str]) -> bool:
+        """Count the names present with the same version at both times; whether any holds a version of
+        the original tool at the start."""
+        legacy = False
+        for name in names:
+            if name == own or not any(r.contains(name) and name.startswith(r.prefix) for r in self.ranges):
                 continue
             first = self.resolver.change_at(name, self.start, self.max_lag)
             if first is None or not first.present:
                 continue
+            legacy = legacy or first.meta is None
             last = self.resolver.change_at(name, self.end, self.max_lag)
             if last is not None and last.entry.version_id == first.entry.version_id:
                 with self._lock:
                     self.counted_twice += 1
+        return legacy
 
     def _inspect(self, pair: ItemPair) -> Inspected | None:
         state = pair.after if pair.after.present else pair.before

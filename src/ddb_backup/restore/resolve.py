@@ -356,9 +356,10 @@ class Resolver:
                 candidates.append(candidate)
         return candidates
 
-    def other_names(self, found: Inspected) -> list[str]:
-        """The other object keys that may hold the item's versions (the ones ``winner`` looks at)."""
-        return self._candidates(found.where, found.key, found.meta is None)
+    def other_names(self, found: Inspected, *, every_tenant: bool = False) -> list[str]:
+        """The other object keys that may hold the item's versions (the ones ``winner`` looks at); with
+        ``every_tenant``, in every tenant folder (as for a version of the original tool)."""
+        return self._candidates(found.where, found.key, every_tenant or found.meta is None)
 
     def winner(self, found: Inspected, own: ItemState, at: float, *, max_lag: float | None = None) -> Change | None:
         """The change in effect at ``at`` over all the item's names (``own``: this object's state at
