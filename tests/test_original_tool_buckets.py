@@ -736,6 +736,32 @@ FIXTURES = {
 }
 
 
+# diff from T0 + 50 to T0 + 500, the truth: (added, removed, changed, unchanged)
+DIFF_FROM_50 = {
+    "no prefix": (0, 1, 0, 2),
+    "MD5 in both key orders": (0, 1, 1, 0),
+    "plain text with / and %": (0, 0, 1, 2),
+    "upgrade in place (md5)": (0, 2, 0, 0),
+    "upgrade in place (plain text)": (0, 2, 0, 0),
+    "tenants": (0, 0, 1, 1),
+    "plain text with tenants, / % and | in values": (0, 2, 2, 1),
+    "rollback": (0, 0, 1, 1),  # our removal, then the original tool's re-creation: changed, not removed
+    "shared bucket": (0, 0, 0, 2),
+    "shared bucket, an attribute named like B's table": (0, 0, 0, 2),
+    "shared bucket, the original tool in both stacks": (0, 0, 0, 3),
+    "shared bucket, the original tool's only, a saved schema": (0, 0, 0, 2),
+}
+# the documented limits of diff (docs/format.md, "Buckets written by the original tool"): unchanged objects
+# are not read (another stack's objects count unchanged), a delete of the original tool under a name that
+# never held a version is not seen, an unescaped tenant holding "/" is found from its old folder only
+DIFF_LIMITS = {
+    "shared bucket",
+    "shared bucket, an attribute named like B's table",
+    "shared bucket, the original tool in both stacks",
+    "shared bucket, the original tool's only, a saved schema",
+    "MD5 in both key orders",
+    "tenants",
+}
 TEXT_KEYS = {"plain text with tenants, / % and | in values"}  # createdAt is a string there
 TENANT_FOLDERS = {
     "tenants": {"acme/eu", "beta"},
@@ -754,8 +780,15 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
     assert {u: image["v"]["N"] for u, image in items.items()} == expected
     assert {i["userId"]["S"]: i["v"]["N"] for i in exported(store, at, tmp_path, prefix)} == expected
     # diff from before anything to now: every present item added, nothing else
-    changes, _ = diffed(store, T0 - 100, at, prefix)
+    changes, counts = diffed(store, T0 - 100, at, prefix)
     assert changes == dict.fromkeys(expected, "added")
+    assert (counts.added, counts.removed, counts.changed, counts.unchanged) == (len(expected), 0, 0, 0)
+    # and from after the first writes to now: each item once (added, removed, changed, unchanged)
+    changes, counts = diffed(store, T0 + 50, at, prefix)
+    truth = DIFF_FROM_50[fixture]
+    if fixture not in DIFF_LIMITS:
+        assert (counts.added, counts.removed, counts.changed, counts.unchanged) == truth, counts
+        assert [sum(kind == k for kind in changes.values()) for k in ("removed", "changed")] == list(truth[1:3])
     # history: the newest change of each present item is its image at T
     for user, value in expected.items():
         item = items[user]

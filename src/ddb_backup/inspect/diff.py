@@ -183,9 +183,14 @@ class _Diff:
             return NOT_MINE
         resolver = self.resolver
         if found.canonical and pair.before.present:
-            change = _change(
-                found.object_key, self._image(found, pair.before), self._image(found, pair.after), resolver.schema
-            )
+            after = self._image(found, pair.after)
+            if not pair.after.present:
+                # our canonical object was removed: another name may hold the item again at the end (the
+                # original tool re-created it after a rollback), which its own name does not report
+                last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+                if last is not None and last.present and last.object_key != found.object_key:
+                    after = resolver.image_of(last)
+            change = _change(found.object_key, self._image(found, pair.before), after, resolver.schema)
             if isinstance(change, ItemChange):
                 self._other_names_unchanged(found)
             return change
