@@ -181,33 +181,41 @@ class _Diff:
         found = self._inspect(pair)
         if found is None:
             return NOT_MINE
-        resolver = self.resolver
         if found.canonical and pair.before.present:
-            after = self._image(found, pair.after)
-            if not pair.after.present:
-                # our canonical object was removed: another name may hold the item again at the end (the
-                # original tool re-created it after a rollback), which its own name does not report
-                last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
-                if last is not None and last.present and last.object_key != found.object_key:
-                    after = resolver.image_of(last)
-            change = _change(found.object_key, self._image(found, pair.before), after, resolver.schema)
-            if isinstance(change, ItemChange):
-                self._other_names_unchanged(found)
-            return change
-        else:
-            if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
-                return NOT_MINE  # our canonical object was present at the start: it reports the item
-            first = resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
+            return self._canonical_change(found, pair)
+        return self._merged_change(found, pair)
+
+    def _canonical_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
+        """Our canonical object, present at the start, reports the item."""
+        resolver = self.resolver
+        after = self._image(found, pair.after)
+        if not pair.after.present:
+            # our canonical object was removed: another name may hold the item again at the end (the
+            # original tool re-created it after a rollback), which its own name does not report
             last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
-            own_last = pair.after.decided_by
-            if last is None or own_last is None or last.object_key != found.object_key:
-                return NOT_MINE
-            if last.entry.version_id != own_last.version_id:
-                return NOT_MINE
-            change = _change(found.object_key, resolver.image_of(first), resolver.image_of(last), resolver.schema)
-            if change is not NOT_MINE:
-                self._other_names_unchanged(found)
-            return change
+            if last is not None and last.present and last.object_key != found.object_key:
+                after = resolver.image_of(last)
+        change = _change(found.object_key, self._image(found, pair.before), after, resolver.schema)
+        if isinstance(change, ItemChange):
+            self._other_names_unchanged(found)
+        return change
+
+    def _merged_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
+        """Another name: it reports the item only when it holds the item's change in effect at the end."""
+        resolver = self.resolver
+        if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
+            return NOT_MINE  # our canonical object was present at the start: it reports the item
+        first = resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
+        last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+        own_last = pair.after.decided_by
+        if last is None or own_last is None or last.object_key != found.object_key:
+            return NOT_MINE
+        if last.entry.version_id != own_last.version_id:
+            return NOT_MINE
+        change = _change(found.object_key, resolver.image_of(first), resolver.image_of(last), resolver.schema)
+        if change is not NOT_MINE:
+            self._other_names_unchanged(found)
+        return change
 
     def _other_names_unchanged(self, found: Inspected) -> None:
         """Every other name of the item (in the diff's ranges) holding the same present version at both
