@@ -250,3 +250,19 @@ def test_a_bucket_found_missing_after_the_preflight_is_still_said_to_be_missing(
     )  # fmt: skip
     assert one_line_error(result, 5), result.output
     assert "the bucket 'missing-bucket' does not exist" in result.output and "credentials" not in result.output
+
+
+@pytest.mark.parametrize("rate", ["1e-300", "0.5"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--table", "orders", "--grace", "0s", "--read-rate"],
+        ["full-backup", "--table", "orders", "--read-rate"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_rate_below_one_unit_a_second_is_a_usage_error(args: list[str], rate: str) -> None:
+    """1e-300 units/s made a wait of 1e300 s, which time.sleep refuses with a traceback."""
+    result = invoke(*args, rate, "--bucket", BUCKET, "--endpoint-url", "http://127.0.0.1:9")
+    assert one_line_error(result, 2) and "at least 1" in result.output, result.output

@@ -44,22 +44,24 @@ class Aws:
 
 
 class Rate(click.ParamType):
-    """A rate: a finite number above 0 (``nan``, ``inf``, 0 and negatives are usage errors)."""
+    """A rate in capacity units per second: a finite number of at least ``LOWEST_RATE`` (``nan``, ``inf``,
+    0, negatives and 1e-300, which would wait 1e300 s for one unit, are usage errors)."""
 
     name = "rate"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> float:
-        if isinstance(value, float) and math.isfinite(value) and value > 0:
-            return value
         try:
             number = float(value)
         except (TypeError, ValueError):
             self.fail(f"{value!r} is not a number, e.g. 500", param, ctx)
-        if not math.isfinite(number) or number <= 0:
-            self.fail(f"{value!r} is not a finite number above 0, e.g. 500", param, ctx)
+        if not math.isfinite(number) or number < LOWEST_RATE:
+            self.fail(
+                f"{value!r} is not a finite number of at least {LOWEST_RATE:g} unit a second, e.g. 500", param, ctx
+            )
         return number
 
 
+LOWEST_RATE = 1.0  # DynamoDB's smallest provisioned capacity; below it one large item waits for minutes
 RATE = Rate()
 
 TABLE_NAME_RULE = "3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'"
