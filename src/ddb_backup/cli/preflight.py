@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -106,11 +107,22 @@ def prefixes_holding(store: ObjectStore, table: str, *, limit: int = LOOKED_AT) 
     return found
 
 
+def tenant_folders(tenant: str | None) -> list[str]:
+    """The folders (under a table's) that may hold ``tenant`` (the escaped segment): ours, and the raw
+    value the original tool wrote, unless it holds a control character: S3's XML listings cannot carry
+    one (moto answers 500, retried for 20 s), and our writers escape them."""
+    if tenant is None:
+        return [""]
+    raw = unquote(tenant)
+    usable = raw != tenant and not any(unicodedata.category(char) == "Cc" for char in raw)
+    return [tenant + "/", raw + "/"] if usable else [tenant + "/"]
+
+
 def _table_held(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> bool:
     """A version under one of the table's folders (``aliases.table_folders``: the original tool's leading
     ``/`` too), or of the tenant's (escaped or, as the original tool wrote it, raw)."""
     for folder in aliases.table_folders(prefix, table):
-        segments = [""] if tenant is None else [tenant + "/", unquote(tenant) + "/"]
+        segments = tenant_folders(tenant)
         if any(_first(store, folder + segment) for segment in segments):
             return True
     return False
@@ -176,7 +188,7 @@ def first_write_after(
     One listing of the table's folders at most, stopped at the first version written by ``at`` (give or take
     ``LAST_MODIFIED_SLACK``)."""
     earliest: float | None = None
-    segments = [""] if tenant is None else sorted({tenant + "/", unquote(tenant) + "/"})
+    segments = tenant_folders(tenant)
     for folder in aliases.table_folders(prefix, table):
         for version in itertools.chain.from_iterable(store.list_versions(folder + seg) for seg in segments):
             written = version.last_modified.timestamp()
@@ -269,6 +281,8 @@ def check_local_path(option: str, text: str, *, folder: bool) -> None:
     kind = "folder" if folder else "file"
     if not text.strip():
         raise UserError(f"{option} is empty", f"give a {kind} path" + (" or s3://BUCKET/PREFIX" if folder else ""))
+    if "\x00" in text:
+        raise UserError(f"{option} {text!r} holds a NUL character, which no file name can", f"give a {kind} path")
     path = Path(text)
     if path.exists() and path.is_dir() != folder:
         other = "a folder" if path.is_dir() else "a file"
