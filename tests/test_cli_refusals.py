@@ -309,3 +309,9 @@ def test_a_tenant_with_a_control_character_is_looked_for_escaped_only(bucket: An
     }[command]
     result = invoke(command, "--bucket", BUCKET, "--prefix", "prod", "--table", "teams", "--tenant", "a\x03b", *extra)
     assert one_line_error(result, 5) and "its tenants: 'acme', 'globex'" in result.output, result.output
+
+
+def test_a_bucket_without_versioning_is_named_as_such(bucket: Any) -> None:
+    boto3.client("s3").create_bucket(Bucket="plain")
+    result = invoke("diff", "--bucket", "plain", "--prefix", "prod", "--table", "orders", "--from", "-1h")
+    assert one_line_error(result, 5) and "has no versioning" in result.output, result.output

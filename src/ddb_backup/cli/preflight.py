@@ -25,7 +25,7 @@ from ddb_backup.format import keys as k
 from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
-from ddb_backup.store import ObjectStore
+from ddb_backup.store import ObjectStore, StoreError
 
 SHOWN = 8  # names listed in a suggestion
 LAST_MODIFIED_SLACK = 1.0  # S3's LastModified has whole seconds (moto rounds it up): a write may look later
@@ -150,9 +150,21 @@ def check_table(store: ObjectStore, prefix: str, table: str) -> None:
         hints.append(
             f"the bucket's top-level folders: {_listing(tops)} (see `ddb-backup tables --prefix NAME`)"
             if tops
-            else "the bucket holds no backup at all: check --bucket"
+            else _empty_bucket_hint(store)
         )
     raise NothingMatches(message, "; ".join(hints))
+
+
+def _empty_bucket_hint(store: ObjectStore) -> str:
+    """What to say of a bucket that holds nothing at all: a bucket without versioning is not a backup
+    bucket (the function refuses to write to one)."""
+    try:
+        versioned = store.versioning_enabled()
+    except (StoreError, ClientError):  # GetBucketVersioning may be denied: the hint is only a hint
+        versioned = True
+    if not versioned:
+        return "the bucket holds no backup at all and has no versioning, which a backup bucket needs: check --bucket"
+    return "the bucket holds no backup at all: check --bucket"
 
 
 def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
