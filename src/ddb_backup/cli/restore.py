@@ -8,7 +8,7 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -64,6 +64,14 @@ def parse_key(text: str) -> str:
 @click.option(
     "--workers", type=click.IntRange(1, 512), default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads."
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Processes that write, each with --workers threads (0: one per core, at most one per key range).",
+)
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(
     "--segment",
@@ -110,8 +118,10 @@ def restore_command(
     may not be the source table unless --allow-same-table. Writes are BatchWriteItem in 25s,
     retried with backoff; a checkpoint file (./ddb-backup-restore-TARGET.json, or --checkpoint)
     makes an interrupted restore resumable: run the same command again with --resume.
-    --segment I --total-segments N splits the work over N processes or machines (like a parallel
-    scan); each restores its share of the items, together the whole table.
+    The writes spread over one process per core (--processes; 1 keeps one process), each with
+    its own clients and --workers threads, one progress bar and one summary. --segment I
+    --total-segments N splits the work over N commands or machines (like a parallel scan); each
+    restores its share of the items, together the whole table.
 
     --overwrite, --sync and --allow-same-table change a live table: on a terminal the restore
     first shows the target, TIME (UTC and local) and the items it would put and delete, and
@@ -151,6 +161,7 @@ def restore_command(
         keys = [parse_key_option(text) for text in key_texts]
         preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
+    clients = WorkerClients(aws, bucket, options.workers)
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
     stop = threading.Event()
@@ -165,6 +176,7 @@ def restore_command(
                 ),
                 on_plan=_print_plan_line if options.dry_run else None,
                 stop=stop,
+                connect=clients,
             )
     except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
@@ -181,6 +193,20 @@ def restore_command(
             err=True,
         )
         sys.exit(REJECTED)
+
+
+@dataclass(frozen=True)
+class WorkerClients:
+    """A worker process's own store and DynamoDB client, made as this command makes its own (picklable:
+    it crosses to each process of ``--processes``)."""
+
+    aws: Aws
+    bucket: str
+    workers: int
+
+    def __call__(self) -> tuple[Any, Any]:
+        store = self.aws.store(self.bucket, max_pool=max(64, self.workers * 2))
+        return store, self.aws.client("dynamodb", max_pool=max(64, self.workers))
 
 
 def stdin_is_terminal() -> bool:
