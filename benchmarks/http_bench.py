@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
 import statistics
 import tempfile
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,6 +27,7 @@ from benchmarks.restore_bench import SOURCE, saved_schema
 from benchmarks.synthetic import History
 from ddb_backup import handler as h
 from ddb_backup.aws.clients import client_config, make_client
+from ddb_backup.lab.emulator import environment
 from ddb_backup.store.native import S3_CLIENT_ENV
 from ddb_backup.store.s3 import S3Store
 
@@ -52,20 +51,6 @@ LOCAL = {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench"}
 
 def _joined(values: Any) -> str:
     return ", ".join(f"{value:.2f}" for value in values)
-
-
-@contextlib.contextmanager
-def environment(values: dict[str, str]) -> Iterator[None]:
-    saved = {name: os.environ.get(name) for name in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @dataclass(frozen=True)

@@ -116,3 +116,20 @@ def _check_client_shape(item: dict[str, Any]) -> None:
     text = json.dumps(item, default=lambda value: "<bytes>" if isinstance(value, bytes) else str(value))
     if '"B": "' in text and '"B": "<bytes>"' not in text:
         raise _error("ValidationException", "binary values must be bytes", "BatchWriteItem")
+
+
+class CrashAfter:
+    """A DynamoDB client whose BatchWriteItem dies (not retryably) from its ``n``-th call on: the process
+    crashing mid-restore. Every other call goes to ``client``."""
+
+    def __init__(self, client: Any, n: int) -> None:
+        self.client, self.n, self.calls = client, n, 0
+
+    def batch_write_item(self, **args: Any) -> Any:
+        self.calls += 1
+        if self.calls >= self.n:
+            raise _error("InternalFailure", "crash", "BatchWriteItem")
+        return self.client.batch_write_item(**args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.client, name)

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from botocore.exceptions import ClientError
 from click.testing import CliRunner
 
 from builders import put, remove
@@ -24,6 +23,7 @@ from ddb_backup.lab.faults import THROTTLE, UNPROCESSED, FaultyDynamoDB
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import TEXT
 from ddb_backup.store.s3 import S3Store
+from fake_dynamodb import CrashAfter
 
 pytestmark = pytest.mark.e2e
 
@@ -123,31 +123,8 @@ def backed_up_items(s3: Any, count: int, at: float) -> S3Store:
 
 
 def source_table(ddb: Any, name: str = "orders") -> None:
-    ddb.create_table(
-        TableName=name,
-        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-        AttributeDefinitions=[
-            {"AttributeName": "pk", "AttributeType": "S"},
-            {"AttributeName": "sk", "AttributeType": "N"},
-        ],
-        BillingMode="PAY_PER_REQUEST",
-    )
-
-
-class CrashAfter:
-    """A DynamoDB client whose ``n``-th BatchWriteItem dies: the process crashing mid-restore."""
-
-    def __init__(self, client: Any, n: int) -> None:
-        self.client, self.n, self.calls = client, n, 0
-
-    def batch_write_item(self, **args: Any) -> Any:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "crash"}}, "BatchWriteItem")
-        return self.client.batch_write_item(**args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
+    """The backed-up items' live source table (``pk`` S, ``sk`` N), without a stream."""
+    create_table(ddb, name, stream=False)
 
 
 def test_a_crash_mid_restore_then_resume_gives_the_same_table(

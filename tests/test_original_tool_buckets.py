@@ -18,15 +18,20 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup.capture.engine import Capture, CaptureSettings
+from ddb_backup.cli.preflight import looks_like_prefix
 from ddb_backup.errors import UserError
 from ddb_backup.format import keys as k
+from ddb_backup.format.table_schema import save_schema
+from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
-from ddb_backup.inspect.history import item_history, locate_items
+from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
 from ddb_backup.inspect.tables import summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
+from ddb_backup.restore.resolve import resolver_for
+from ddb_backup.restore.tenancy import OUR_VERSIONS, PROBE_READS, SAVED_SCHEMA, TableTenancy
 from ddb_backup.store.memory import MemoryStore
 from fake_dynamodb import FakeDynamoDB
 from inspect_support import Clock
@@ -59,17 +64,26 @@ def new_bucket() -> tuple[MemoryStore, Clock]:
 # -- readers ------------------------------------------------------------------------------------------
 
 
-def source_table() -> FakeDynamoDB:
+def attributes(created_type: str = "N") -> list[dict[str, str]]:
+    return [ATTRIBUTES[0], {"AttributeName": "createdAt", "AttributeType": created_type}]
+
+
+def source_table(created_type: str = "N") -> FakeDynamoDB:
     dynamodb = FakeDynamoDB()
     dynamodb.create_table(
-        TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+        TableName="orders",
+        KeySchema=KEY_SCHEMA,
+        AttributeDefinitions=attributes(created_type),
+        BillingMode="PAY_PER_REQUEST",
     )
     return dynamodb
 
 
-def restored(store: MemoryStore, at: float, tmp_path: Path, **changes: Any) -> tuple[dict[str, Any], Any]:
+def restored(
+    store: MemoryStore, at: float, tmp_path: Path, created_type: str = "N", **changes: Any
+) -> tuple[dict[str, Any], Any]:
     """What a restore at ``at`` writes: {userId: image}, and the summary."""
-    dynamodb = source_table()
+    dynamodb = source_table(created_type)
     options = RestoreOptions(
         bucket="bk", source="orders", target="copy", at=at, checkpoint=tmp_path / f"cp-{at}.json", workers=3
     )
@@ -95,7 +109,10 @@ def diffed(store: MemoryStore, start: float, end: float, prefix: str = "") -> tu
 def history(
     store: MemoryStore, item: dict[str, Any], prefix: str = "", tenant: str | None = None
 ) -> list[tuple[str, Any]]:
-    entries = item_history(store, locate_items(store, prefix, "orders", item, schema=SCHEMA, tenant=tenant))
+    located = locate_items(store, prefix, "orders", item, schema=SCHEMA, tenant=tenant)
+    entries = item_history(
+        store, located, belongs=belongs_to_table(resolver_for(store, prefix, "orders", SCHEMA), item)
+    )
     return [(entry.event, (entry.image or {}).get("v")) for entry in entries]
 
 
@@ -218,6 +235,27 @@ def test_3_upgrade_in_place_history_and_diff() -> None:
     assert changes == {"u1": "changed"} and counts.unchanged == 1
     assert diffed(store, T0 + 150, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
     assert diffed(store, T0 + 50, T0 + 300)[0] == {"u1": "removed", "u2": "removed"}
+    # AND an item changed between the times counts once: its other names are not counted unchanged
+    assert diffed(store, T0 + 150, T0 + 300)[1].unchanged == 0
+
+
+@pytest.mark.parametrize("plain_text", [False, True])
+def test_3_a_changed_item_counts_once_when_our_object_was_present_at_the_start(plain_text: bool) -> None:
+    # GIVEN the original tool wrote u1 and u2 under its names; ddb-backup then wrote both under ours
+    # (present at the start) and changed u1 after it
+    store, clock = new_bucket()
+    OriginalTool(store, prefix="bk", plain_text=plain_text, clock=clock).process(
+        [put(key(u), v(1), at=T0) for u in ("u1", "u2")]
+    )
+    settings = {"prefix": "bk", "plain_text": plain_text}
+    ours(store, clock, [put(key(u), v(2), first=False, at=T0 + 10) for u in ("u1", "u2")], **settings)
+    ours(store, clock, [put(key("u1"), v(3), first=False, at=T0 + 100)], **settings)
+    # THEN diff counts u1 changed, and its original name is not counted unchanged as well
+    changes, counts = diffed(store, T0 + 50, T0 + 150, "bk")
+    assert changes == {"u1": "changed"}
+    assert (counts.added, counts.removed, counts.changed) == (0, 0, 1)
+    # (u2 is unchanged and kept under two names: unchanged counts objects, docs/format.md)
+    assert counts.unchanged == 2
 
 
 def test_3_upgrade_in_place_verify_is_in_sync() -> None:
@@ -386,6 +424,62 @@ def test_5_diff_sees_our_removal_under_the_escaped_tenant_folder() -> None:
     assert diffed(store, T0 + 50, T0 + 200, "bk")[0] == {"50%": "removed", "p": "removed"}
 
 
+def plain_text_tenants() -> MemoryStore:
+    """The original tool with PlainTextKeyAsFilename and MultiTenancyColumn "tenant" ('/', '%' and ' | '
+    in key values, a '%' in a tenant, a tenant change), then ddb-backup (plain text) changes u/1 and mv
+    and removes 50% and plain at T0+100."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", plain_text=True, tenant_column="tenant", clock=clock)
+    tool.process([put(text_key(*x), tenant_v(t, 1), at=T0) for x, t in PLAIN_TENANTS.items()])
+    tool.process([moved(text_key("mv", "1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 10)])
+    changes = [
+        moved(text_key("u/1", "2026/01/01"), tenant_v("t1", 1), tenant_v("t1", 2), at=T0 + 100),
+        remove(text_key("50%", "a | b"), tenant_v("t%2", 1), at=T0 + 100),
+        moved(text_key("mv", "1"), tenant_v("t2", 2), tenant_v("t2", 3), at=T0 + 100),
+        remove(text_key("plain", "x%2Fy"), tenant_v("t1", 1), at=T0 + 100),
+    ]
+    ours(store, clock, changes, prefix="bk", plain_text=True, tenant_column="tenant")
+    return store
+
+
+PLAIN_TENANTS = {("u/1", "2026/01/01"): "t1", ("50%", "a | b"): "t%2", ("a | b", "c"): "t1"}
+PLAIN_TENANTS |= {("plain", "x%2Fy"): "t1", ("mv", "1"): "t1"}
+
+
+def text_key(user: str, created: str) -> dict[str, Any]:
+    return {"userId": {"S": user}, "createdAt": {"S": created}}
+
+
+def tenant_v(tenant: str, n: int) -> dict[str, Any]:
+    return {"tenant": {"S": tenant}, **v(n)}
+
+
+def moved(item: dict[str, Any], old: dict[str, Any], new: dict[str, Any], *, at: float) -> dict[str, Any]:
+    record = put(item, new, first=False, at=at)
+    record["dynamodb"]["OldImage"] = {**item, **old}
+    return record
+
+
+def test_2_plain_text_tenants_tables_is_a_table_not_a_prefix() -> None:
+    # GIVEN the original tool's unescaped '/' put folders two levels below the table's folder
+    store = plain_text_tenants()
+    assert "bk/orders/t1/2026/01/01 | u/1" in store._versions
+    # THEN tables takes orders for a table (not a prefix) and shows its tenants
+    assert not looks_like_prefix(store, "bk", "orders")
+    (table,) = summarize_bucket(store, "bk")
+    assert set(table.tenants) == {"t1", "t2", "t%2", "t%252"}, table.as_dict()
+
+
+def test_2_plain_text_tenants_diff_counts_each_item_once() -> None:
+    store = plain_text_tenants()
+    changes, counts = diffed(store, T0 + 50, T0 + 200, "bk")
+    assert changes == {"u/1": "changed", "50%": "removed", "mv": "changed", "plain": "removed"}
+    assert (counts.added, counts.removed, counts.changed) == (0, 2, 2)
+    # only "a | b" is unchanged: not the other names of the changed items, nor mv's stale copy in its old
+    # tenant folder t1 (the original tool left it there when it moved mv to t2)
+    assert counts.unchanged == 1
+
+
 # -- issue 11.2: a bucket shared by two stacks ---------------------------------------------------------
 
 
@@ -432,6 +526,119 @@ def test_11_2_a_shared_bucket_does_not_mix_stacks(tmp_path: Path) -> None:
     assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1", "u2"]
     changes, counts = diffed(store, T0 - 50, T0 + 50)
     assert changes == {"u1": "added", "u2": "added"} and counts.skipped == 3
+
+
+# -- a shared bucket the original tool wrote too: which tenant attribute a table has ---------------------
+
+
+def _as_customers(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for raw in records:
+        raw["eventSourceARN"] = raw["eventSourceARN"].replace("table/orders", "table/customers")
+    return records
+
+
+def shared_bucket_original_tool(*, ours_too: bool = True) -> MemoryStore:
+    """Stack A (no prefix, table orders) and stack B (prefix "orders", table customers), both written by
+    the original tool and (``ours_too``) by ddb-backup; B's items hold attributes whose value is
+    ``customers`` (``orders/customers/<md5>`` looks like tenant ``customers`` of table ``orders``), and a
+    stray copy of an item sits at ``orders/old/<md5>`` with an attribute ``old``. No object of the
+    original tool records a tenant attribute."""
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    b_records = [put(key("c1"), v(9), at=T0), put(key("c2"), {"entity": {"S": "customers"}, **v(9)}, at=T0)]
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers(b_records))
+    if ours_too:
+        ours(store, clock, [put(key("u3"), v(1), at=T0 + 1)])
+        ours(
+            store,
+            clock,
+            _as_customers([put(key("c3"), {"kind": {"S": "customers"}, **v(9)}, at=T0 + 1)]),
+            prefix="orders",
+        )
+    stray = {**key("u4"), "status": {"S": "old"}, **v(1)}
+    store.put("orders/old/" + OriginalTool(store).name(key("u4")), json.dumps(stray).encode(), {})
+    return store
+
+
+def shared_bucket_original_tool_schema() -> MemoryStore:
+    """The original tool's objects only, and a saved schema that records "no tenant attribute"."""
+    store = shared_bucket_original_tool(ours_too=False)
+    table = {"TableName": "orders", "KeySchema": KEY_SCHEMA, "AttributeDefinitions": ATTRIBUTES}
+    save_schema(store, "", {"Table": table}, tenancy=Tenancy(None))
+    return store
+
+
+def test_11_2_our_versions_tell_the_original_tools_objects_the_table_has_no_tenants(tmp_path: Path) -> None:
+    # GIVEN stack A's table has versions of ours recording "no tenant attribute"
+    store = shared_bucket_original_tool()
+    # THEN the original tool's objects under tenant-like folders are not A's items
+    items, summary = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2", "u3"]
+    assert any("orders/old/" in w for w in summary.warnings if w.startswith("skipped"))
+    assert sorted(i["userId"]["S"] for i in exported(store, T0 + 50, tmp_path)) == ["u1", "u2", "u3"]
+    assert diffed(store, T0 - 50, T0 + 50)[0] == dict.fromkeys(["u1", "u2", "u3"], "added")
+    (table,) = [t for t in summarize_bucket(store, "") if t.name == "orders"]
+    assert table.tenants == {}
+    # AND learning it costs a bounded number of requests, once per reader, never per item
+    resolver = resolver_for(store, "", "orders", SCHEMA)
+    before = store.requests
+    assert resolver.table_tenancy() == TableTenancy(Tenancy(None), OUR_VERSIONS)
+    assert resolver.table_tenancy() is resolver.table_tenancy()
+    assert 2 <= store.requests - before <= 2 + PROBE_READS  # the saved schema's GET, one LIST, the reads
+
+
+def test_11_2_without_any_record_the_fallback_is_ambiguous_and_an_option_decides(tmp_path: Path) -> None:
+    # GIVEN only the original tool wrote, nothing records the table's tenant attribute
+    store = shared_bucket_original_tool(ours_too=False)
+    # THEN the documented fallback takes c2 (entity "customers") and u4 (status "old") as tenants' items
+    items, _ = restored(store, T0 + 50, tmp_path, target="guess")
+    assert sorted(items) == ["c2", "u1", "u2", "u4"]
+    # AND --no-tenants decides it for every reader
+    no_tenants = Tenancy(None)
+    items, _ = restored(store, T0 + 50, tmp_path, target="told", tenancy=no_tenants)
+    assert sorted(items) == ["u1", "u2"]
+    resolver = resolver_for(store, "", "orders", tenancy=no_tenants)
+    root = tmp_path / "export-told"
+    manifest = ExportManifest("orders", T0 + 50, "none", source={"bucket": "bk", "prefix": ""})
+    ranges = table_ranges(store, "", "orders")
+    export_table(store, ranges, PointInTime(at=T0 + 50), DirDestination(root), manifest, resolver=resolver)
+    assert sorted(i["userId"]["S"] for i in read_export(root)) == ["u1", "u2"]
+    counts = DiffCounts()
+    resolver = resolver_for(store, "", "orders", SCHEMA, tenancy=no_tenants)
+    changes = diff_table(store, ranges, T0 - 50, T0 + 50, counts, schema=SCHEMA, resolver=resolver, table="orders")
+    assert sorted(change.key["userId"]["S"] for change in changes if change.key) == ["u1", "u2"]
+    (table,) = [t for t in summarize_bucket(store, "", tenancy=no_tenants) if t.name == "orders"]
+    assert table.tenants == {} and table.total.items == 2
+    # AND --tenant-column names the attribute: only a folder that attribute gives is a tenant
+    items, _ = restored(store, T0 + 50, tmp_path, target="status", tenancy=Tenancy("status"))
+    assert sorted(items) == ["u4"]
+
+
+def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) -> None:
+    store = shared_bucket_original_tool_schema()
+    items, _ = restored(store, T0 + 50, tmp_path)
+    assert sorted(items) == ["u1", "u2"]
+    assert resolver_for(store, "", "orders").table_tenancy() == TableTenancy(Tenancy(None), SAVED_SCHEMA)
+
+
+def test_11_2_history_of_a_tenants_item_leaves_out_another_stacks_object_of_the_same_key() -> None:
+    # GIVEN table orders with tenants (the original tool, then ddb-backup recording "tenant"), and stack B
+    # (prefix "orders", table customers) holding an item of the same key with an attribute "customers"
+    store, clock = new_bucket()
+    OriginalTool(store, tenant_column="tenant", prefix="", clock=clock).process(
+        [put(key("u1"), {"tenant": {"S": "t1"}, **v(1)}, at=T0)]
+    )
+    ours(store, clock, [put(key("u2"), {"tenant": {"S": "t1"}, **v(1)}, at=T0 + 1)], tenant_column="tenant")
+    b_item = put(key("u1"), {"kind": {"S": "customers"}, **v(9)}, at=T0 + 2)
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers([b_item]))
+    assert any(name.startswith("orders/customers/") for name in store._versions)
+    # THEN history --tenant t1 (which looks in every tenant folder) shows only the table's own versions
+    entries = item_history(
+        store,
+        locate_items(store, "", "orders", key("u1"), schema=SCHEMA, tenant="t1"),
+        belongs=belongs_to_table(resolver_for(store, "", "orders", SCHEMA), key("u1")),
+    )
+    assert [(e.event, (e.image or {}).get("v")) for e in entries] == [("insert", v(1)["v"])]
 
 
 # -- issue 11.3: stray objects -------------------------------------------------------------------------
@@ -512,9 +719,53 @@ FIXTURES = {
     "upgrade in place (md5)": (lambda: upgraded(None), "", {}),
     "upgrade in place (plain text)": (lambda: upgraded("bk", plain_text=True), "bk", {}),
     "tenants": (tenant_moved, "bk", {"u1": "2", "u2": "1"}),
+    "plain text with tenants, / % and | in values": (plain_text_tenants, "bk", {"u/1": "2", "a | b": "1", "mv": "3"}),
     "rollback": (rollback_bucket, "bk", {"u1": "5", "u2": "1"}),
     "shared bucket": (shared_bucket, "", {"u1": "1", "u2": "1"}),
     "shared bucket, an attribute named like B's table": (shared_bucket_with_attribute, "", {"u1": "1", "u2": "1"}),
+    "shared bucket, the original tool in both stacks": (
+        shared_bucket_original_tool,
+        "",
+        dict.fromkeys(["u1", "u2", "u3"], "1"),
+    ),
+    "shared bucket, the original tool's only, a saved schema": (
+        shared_bucket_original_tool_schema,
+        "",
+        {"u1": "1", "u2": "1"},
+    ),
+}
+
+
+# diff from T0 + 50 to T0 + 500, the truth: (added, removed, changed, unchanged)
+DIFF_FROM_50 = {
+    "no prefix": (0, 1, 0, 2),
+    "MD5 in both key orders": (0, 1, 1, 0),
+    "plain text with / and %": (0, 0, 1, 2),
+    "upgrade in place (md5)": (0, 2, 0, 0),
+    "upgrade in place (plain text)": (0, 2, 0, 0),
+    "tenants": (0, 0, 1, 1),
+    "plain text with tenants, / % and | in values": (0, 2, 2, 1),
+    "rollback": (0, 0, 1, 1),  # our removal, then the original tool's re-creation: changed, not removed
+    "shared bucket": (0, 0, 0, 2),
+    "shared bucket, an attribute named like B's table": (0, 0, 0, 2),
+    "shared bucket, the original tool in both stacks": (0, 0, 0, 3),
+    "shared bucket, the original tool's only, a saved schema": (0, 0, 0, 2),
+}
+# the documented limits of diff (docs/format.md, "Buckets written by the original tool"): unchanged objects
+# are not read (another stack's objects count unchanged), a delete of the original tool under a name that
+# never held a version is not seen, an unescaped tenant holding "/" is found from its old folder only
+DIFF_LIMITS = {
+    "shared bucket",
+    "shared bucket, an attribute named like B's table",
+    "shared bucket, the original tool in both stacks",
+    "shared bucket, the original tool's only, a saved schema",
+    "MD5 in both key orders",
+    "tenants",
+}
+TEXT_KEYS = {"plain text with tenants, / % and | in values"}  # createdAt is a string there
+TENANT_FOLDERS = {
+    "tenants": {"acme/eu", "beta"},
+    "plain text with tenants, / % and | in values": {"t1", "t2", "t%2", "t%252"},
 }
 
 
@@ -523,13 +774,21 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
     build, prefix, expected = FIXTURES[fixture]
     store = build()
     at = T0 + 500
+    created_type = "S" if fixture in TEXT_KEYS else "N"
     # restore and export
-    items, _ = restored(store, at, tmp_path, prefix=prefix)
+    items, _ = restored(store, at, tmp_path, created_type, prefix=prefix)
     assert {u: image["v"]["N"] for u, image in items.items()} == expected
     assert {i["userId"]["S"]: i["v"]["N"] for i in exported(store, at, tmp_path, prefix)} == expected
     # diff from before anything to now: every present item added, nothing else
-    changes, _ = diffed(store, T0 - 100, at, prefix)
+    changes, counts = diffed(store, T0 - 100, at, prefix)
     assert changes == dict.fromkeys(expected, "added")
+    assert (counts.added, counts.removed, counts.changed, counts.unchanged) == (len(expected), 0, 0, 0)
+    # and from after the first writes to now: each item once (added, removed, changed, unchanged)
+    changes, counts = diffed(store, T0 + 50, at, prefix)
+    truth = DIFF_FROM_50[fixture]
+    if fixture not in DIFF_LIMITS:
+        assert (counts.added, counts.removed, counts.changed, counts.unchanged) == truth, counts
+        assert [sum(kind == k for kind in changes.values()) for k in ("removed", "changed")] == list(truth[1:3])
     # history: the newest change of each present item is its image at T
     for user, value in expected.items():
         item = items[user]
@@ -538,16 +797,19 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
         assert history(store, item_key, prefix, tenant)[-1][1] == {"N": value}
     # tables: the table, no made-up tenants (only the tenants fixture has tenants)
     (table,) = [t for t in summarize_bucket(store, prefix) if t.name == "orders"]
-    assert set(table.tenants) == ({"acme/eu", "beta"} if fixture == "tenants" else set())  # the raw tenant
+    assert set(table.tenants) == TENANT_FOLDERS.get(fixture, set())  # the raw tenant (the original's) too
     # verify: a live table holding exactly the state is in sync
     with mock_aws():
         ddb = boto3.client("dynamodb", region_name="us-east-1")
         ddb.create_table(
-            TableName="orders", KeySchema=KEY_SCHEMA, AttributeDefinitions=ATTRIBUTES, BillingMode="PAY_PER_REQUEST"
+            TableName="orders",
+            KeySchema=KEY_SCHEMA,
+            AttributeDefinitions=attributes(created_type),
+            BillingMode="PAY_PER_REQUEST",
         )
         for image in items.values():
             ddb.put_item(TableName="orders", Item=image)
-        tenant_column = "tenant" if fixture == "tenants" else None
+        tenant_column = "tenant" if fixture in TENANT_FOLDERS else None
         options = VerifyOptions(prefix=prefix, table="orders", schema=SCHEMA, grace=0.0, tenant_column=tenant_column)
         report = verify_table(store, ddb, options, clock=lambda: T0 + 10_000, sleep=lambda s: None)
     assert report.in_sync, report.as_dict()

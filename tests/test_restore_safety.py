@@ -23,7 +23,7 @@ from ddb_backup.restore.execute import RestoreInterrupted
 from ddb_backup.restore.plan import MD5
 from ddb_backup.restore.target import Target, check_items_fit, key_types
 from ddb_backup.store.memory import MemoryStore
-from fake_dynamodb import FakeDynamoDB
+from fake_dynamodb import CrashAfter, FakeDynamoDB
 from test_restore_execute import T0, backup, fake_with_source, key, options, pks, run
 
 
@@ -288,22 +288,6 @@ def test_an_image_without_the_targets_key_attributes_is_rejected_not_written(tmp
     summary = run(store, dynamodb, options(tmp_path, at=T0 + 200))
     assert len(pks(dynamodb)) == 7 and summary.rejected == 1
     assert "has no key attribute 'sk'" in (tmp_path / "cp.rejects.jsonl").read_text()
-
-
-class CrashAfter:
-    """A client whose BatchWriteItem dies (not retryably) from its ``n``-th call on."""
-
-    def __init__(self, client: Any, n: int) -> None:
-        self.client, self.n, self.calls = client, n, 0
-
-    def batch_write_item(self, **args: Any) -> Any:
-        self.calls += 1
-        if self.calls >= self.n:
-            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "crash"}}, "BatchWriteItem")
-        return self.client.batch_write_item(**args)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.client, name)
 
 
 # -- 11.6: a stop event ends the run quickly; --resume continues exactly ----------------------------------

@@ -10,6 +10,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
+from ddb_backup.capture.full_backup import FullBackupOptions, run_full_backup
 from ddb_backup.format.table_schema import (
     create_table_args,
     load_schema,
@@ -17,6 +18,8 @@ from ddb_backup.format.table_schema import (
     schema_object_key,
     time_to_live_args,
 )
+from ddb_backup.format.version_meta import Tenancy
+from ddb_backup.restore.tenancy import from_saved_schema
 from ddb_backup.store.memory import MemoryStore
 
 KEYS = [{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}]
@@ -122,6 +125,7 @@ def test_the_schema_lives_in_the_reserved_folder_and_keeps_only_the_documented_f
         "LocalSecondaryIndexes",
         "StreamSpecification",
         "TimeToLiveDescription",
+        "tenant_attribute",
     }
     assert set(saved["ProvisionedThroughput"]) == {"ReadCapacityUnits", "WriteCapacityUnits"}
 
@@ -137,3 +141,19 @@ def test_no_saved_schema_is_none_and_a_newer_save_wins() -> None:
     assert (loaded["saved_at"], loaded["KeySchema"]) == (2.0, KEYS)
     assert loaded["BillingModeSummary"] == {"BillingMode": "PROVISIONED"}  # DescribeTable's default
     assert time_to_live_args(loaded, "x") is None
+
+
+@pytest.mark.parametrize("tenant_column", [None, "tenant"])
+def test_full_backup_saves_its_tenant_attribute_for_readers_of_the_original_tools_objects(
+    dynamodb: Any, tenant_column: str | None
+) -> None:
+    # GIVEN a full backup with (or without) a MultiTenancyColumn
+    make_table(dynamodb, "orders", on_demand=True)
+    store = MemoryStore()
+    run_full_backup(dynamodb, store, "bk", "orders", FullBackupOptions(prefix="p", tenant_column=tenant_column))
+    # THEN the saved schema records it, and readers learn the table's tenant attribute from it
+    saved = load_schema(store, "p", "orders")
+    assert saved is not None and saved["tenant_attribute"] == tenant_column
+    assert from_saved_schema(saved) == Tenancy(tenant_column)
+    # AND a schema saved without the record says nothing
+    assert from_saved_schema({k: v for k, v in saved.items() if k != "tenant_attribute"}) is None

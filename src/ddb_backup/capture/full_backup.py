@@ -415,7 +415,13 @@ def run_full_backup(
         raise UserError(f"--segments must be at least 1, got {options.segments}", hint="--segments 4")
     require_versioning(bucket, store.versioning_enabled())
     description = describe_source(dynamodb, table)
-    save_schema(store, options.prefix, description, time_to_live=time_to_live_of(dynamodb, table))
+    save_schema(
+        store,
+        options.prefix,
+        description,
+        time_to_live=time_to_live_of(dynamodb, table),
+        tenancy=vm.Tenancy(options.tenant_column or None),
+    )
     backup = FullBackup(
         dynamodb, store, table, k.KeySchema.from_describe_table(description), options, on_progress=on_progress
     )

@@ -13,6 +13,9 @@ import boto3
 import click
 
 from ddb_backup.aws.clients import make_client
+from ddb_backup.errors import UserError
+from ddb_backup.format.version_meta import Tenancy
+from ddb_backup.restore.tenancy import from_option
 from ddb_backup.store.native import open_s3_store
 from ddb_backup.store.retry import RetryingStore
 from ddb_backup.store.s3 import expect_bucket_owner
@@ -124,3 +127,34 @@ def naming_options(*, detect: bool = False) -> Callable[[F], F]:
         )(command)
 
     return decorate
+
+
+TENANCY_HELP = (
+    "The table's MultiTenancyColumn, for objects that do not record it (the original tool's); default: what "
+    "the saved schema or our own versions record (docs/format.md)."
+)
+
+
+def tenancy_options(*, column: bool = True) -> Callable[[F], F]:
+    """``--tenant-column NAME`` (unless the command has it already: ``column=False``) and ``--no-tenants``:
+    the table's tenant attribute for objects without our record (``tenancy.py``); ``table_tenancy`` reads
+    them."""
+
+    def decorate(command: F) -> F:
+        command = click.option(
+            "--no-tenants",
+            is_flag=True,
+            help="The table has no MultiTenancyColumn: objects in sub-folders are not its items.",
+        )(command)
+        if column:
+            command = click.option("--tenant-column", default=None, help=TENANCY_HELP)(command)
+        return command
+
+    return decorate
+
+
+def table_tenancy(tenant_column: str | None, no_tenants: bool) -> Tenancy | None:
+    """What ``tenancy_options`` say (None: neither given); both at once is a ``UserError``."""
+    if no_tenants and tenant_column:
+        raise UserError("--tenant-column and --no-tenants contradict each other", "give one of them")
+    return from_option(tenant_column or None, no_tenants)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, json_option, short_key
 from ddb_backup.cli.preflight import NothingMatches
@@ -12,6 +12,7 @@ from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.tables import summarize_table
 from ddb_backup.restore.plan import table_ranges
+from ddb_backup.restore.resolve import resolver_for
 from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_time
 
@@ -24,10 +25,20 @@ from ddb_backup.timeparse import FORMS, parse_time
     "--to", "end_text", default="-0s", show_default="now", metavar="TIME", help="The later time (same forms)."
 )
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value).")
+@tenancy_options()
 @json_option
 @aws_options
 def diff(
-    bucket: str, prefix: str, table: str, start_text: str, end_text: str, tenant: str | None, as_json: bool, aws: Aws
+    bucket: str,
+    prefix: str,
+    table: str,
+    start_text: str,
+    end_text: str,
+    tenant: str | None,
+    tenant_column: str | None,
+    no_tenants: bool,
+    as_json: bool,
+    aws: Aws,
 ) -> None:
     """The items added, removed and changed between two points in time, from the backup alone.
 
@@ -45,13 +56,17 @@ def diff(
     both times (they precede its first write).
     """
     start, end = parse_time(start_text), parse_time(end_text)
+    tenancy = table_tenancy(tenant_column, no_tenants)
     if end < start:
         start, end = end, start
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     counts = DiffCounts()
     ranges = table_ranges(store, prefix, table, tenant_segment(tenant))
     schema = key_schema(aws, table, store, prefix)
-    changes = diff_table(store, ranges, start, end, counts, schema=schema, prefix=prefix, table=table)
+    resolver = resolver_for(store, prefix, table, schema, tenancy)
+    changes = diff_table(
+        store, ranges, start, end, counts, schema=schema, resolver=resolver, prefix=prefix, table=table
+    )
     if as_json:
         listed = [change.as_dict() for change in changes]
         _before_the_backup(store, prefix, table, counts, end)

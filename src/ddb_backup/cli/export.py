@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -21,7 +21,7 @@ from ddb_backup.inspect.export import (
 )
 from ddb_backup.inspect.import_call import import_call
 from ddb_backup.restore.plan import PointInTime, table_ranges
-from ddb_backup.restore.resolve import skipped_lines
+from ddb_backup.restore.resolve import resolver_for, skipped_lines
 from ddb_backup.timeparse import FORMS, parse_time
 
 UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
@@ -35,6 +35,7 @@ UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="gzip", show_default=True)
 @click.option("--items-per-file", type=click.IntRange(min=1), default=DEFAULT_ITEMS_PER_FILE, show_default=True)
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value).")
+@tenancy_options()
 @json_option
 @aws_options
 def export(
@@ -46,6 +47,8 @@ def export(
     compress: str,
     items_per_file: int,
     tenant: str | None,
+    tenant_column: str | None,
+    no_tenants: bool,
     as_json: bool,
     aws: Aws,
 ) -> None:
@@ -64,6 +67,7 @@ def export(
     5 the backup holds nothing for the table (or tenant) under this prefix.
     """
     at = parse_time(at_text)
+    tenancy = table_tenancy(tenant_column, no_tenants)
     if not target.startswith("s3://"):
         preflight.check_local_path("--to", target, folder=True)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
@@ -83,6 +87,7 @@ def export(
             destination,
             manifest,
             settings,
+            resolver=resolver_for(store, prefix, table, tenancy=tenancy),
             on_progress=lambda written: update(written, None, "items written"),
         )
     if as_json:  # the warnings are in the JSON

@@ -5,11 +5,12 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
 from ddb_backup.format.version_meta import epoch_to_iso
-from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history, locate_items
+from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, belongs_to_table, item_history, locate_items
+from ddb_backup.restore.resolve import resolver_for
 
 
 @click.command()
@@ -18,10 +19,20 @@ from ddb_backup.inspect.history import ORIGINAL_TOOL, HistoryEntry, item_history
 @click.option("--key", "key_text", required=True, help='The item\'s key as JSON: {"pk":{"S":"a"}} or {"pk":"a"}.')
 @click.option("--tenant", help="The tenant's value (MultiTenancyColumn), if the function uses multi-tenancy.")
 @click.option("--images", is_flag=True, help="With --json: include each version's image.")
+@tenancy_options()
 @json_option
 @aws_options
 def history(
-    bucket: str, prefix: str, table: str, key_text: str, tenant: str | None, images: bool, as_json: bool, aws: Aws
+    bucket: str,
+    prefix: str,
+    table: str,
+    key_text: str,
+    tenant: str | None,
+    images: bool,
+    tenant_column: str | None,
+    no_tenants: bool,
+    as_json: bool,
+    aws: Aws,
 ) -> None:
     """Every version of one item, oldest first: event, times, lag, and what changed.
 
@@ -38,11 +49,14 @@ def history(
     tenant or item given (the message says what it does hold).
     """
     key = parse_key_option(key_text)
+    tenancy = table_tenancy(tenant_column, no_tenants)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
     schema = key_schema(aws, table, store, prefix)
     preflight.check_keys(store, prefix, table, [key], tenant=tenant_segment(tenant), schema=schema)
     object_keys = locate_items(store, prefix, table, key, tenant=tenant_segment(tenant), schema=schema)
-    entries = item_history(store, object_keys)
+    entries = item_history(
+        store, object_keys, belongs=belongs_to_table(resolver_for(store, prefix, table, schema, tenancy), key)
+    )
     object_key = ", ".join(object_keys)  # more than one: the item's names are merged into one history
     if as_json:
         echo_json({"object_key": object_key, "versions": [e.as_dict(with_image=images) for e in entries]})

@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError, ParamValidationError
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases
 from ddb_backup.format import keys as k
-from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, table_names
+from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
 from ddb_backup.store import ObjectStore
 
@@ -203,12 +203,18 @@ def no_tables(store: ObjectStore, bucket: str, prefix: str) -> None:
 def looks_like_prefix(store: ObjectStore, prefix: str, name: str) -> bool:
     """Whether the folder ``name`` under ``prefix`` is a BackupPrefix rather than a table: it holds our
     own folder (``~ddb-backup/``: saved schemas, checkpoints), or folders two levels down (a table's
-    folder holds objects and tenant folders only; names escape ``/``). A prefix whose tables have no
-    tenants and no saved schema cannot be told from a table with tenants."""
+    folder holds objects and tenant folders only; our names escape ``/``) whose first item is not the
+    table's where it sits (the original tool's plain-text names do not escape ``/``:
+    ``inspect.tables.holds_table_item``, one GET). A prefix whose tables have no tenants and no saved
+    schema cannot be told from a table with tenants."""
     folder = k.table_prefix(prefix, name)
     if _first(store, f"{folder}{OWN_FOLDER}/"):
         return True
-    return any(next(folders(store, f"{folder}{child}/"), None) is not None for child in folders(store, folder))
+    for child in folders(store, folder):
+        grandchild = next(folders(store, f"{folder}{child}/"), None)
+        if grandchild is not None:
+            return not holds_table_item(store, prefix, name, f"{folder}{child}/{grandchild}/")
+    return False
 
 
 def check_local_path(option: str, text: str, *, folder: bool) -> None:

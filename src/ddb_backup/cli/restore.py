@@ -17,7 +17,7 @@ from typing import Any
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options
+from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -98,6 +98,7 @@ def parse_key(text: str) -> str:
     help="Where items the target refuses go (JSON lines; default: beside the checkpoint, *.rejects.jsonl).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --overwrite, --sync, --allow-same-table (scripts).")
+@tenancy_options()
 @json_option
 def restore_command(
     aws: Aws,
@@ -152,6 +153,7 @@ def restore_command(
         at_relative=at_text.strip().startswith("-"),
         keys=tuple(parse_key(text) for text in key_texts),
         max_lag=parse_duration(max_lag),
+        tenancy=table_tenancy(flags.pop("tenant_column"), flags.pop("no_tenants")),
         **flags,
     )
     tenant = options.tenant_segment

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options
+from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
 from ddb_backup.format.version_meta import epoch_to_iso
@@ -15,9 +15,10 @@ from ddb_backup.restore.resolve import skipped_lines
 
 @click.command()
 @bucket_options
+@tenancy_options()
 @json_option
 @aws_options
-def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
+def tables(bucket: str, prefix: str, tenant_column: str | None, no_tenants: bool, as_json: bool, aws: Aws) -> None:
     """The tables (and tenants) a backup bucket holds: items, versions, and the time covered.
 
     Times are S3 write times (LastModified); a change's own event time is at most the stream's
@@ -31,10 +32,11 @@ def tables(bucket: str, prefix: str, as_json: bool, aws: Aws) -> None:
     Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 no tables under this prefix (the message
     names the bucket's top-level folders).
     """
+    tenancy = table_tenancy(tenant_column, no_tenants)
     store = checked_store(aws, bucket)
     names = list(table_names(store, prefix))
     prefixes = [name for name in names if preflight.looks_like_prefix(store, prefix, name)]
-    summaries = [summarize_table(store, prefix, name) for name in names if name not in prefixes]
+    summaries = [summarize_table(store, prefix, name, tenancy=tenancy) for name in names if name not in prefixes]
     where = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     for name in prefixes:
         click.echo(f"note: {name!r} is a prefix, not a table: `ddb-backup tables --prefix {where}{name}`", err=True)

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
 from ddb_backup.cli.preflight import NoSuchBucket, NothingMatches
@@ -48,6 +48,7 @@ DRIFT_HINT = (
 )
 @click.option("--grace", default="60s", show_default=True, help="Differences younger than this are in flight.")
 @naming_options(detect=True)
+@tenancy_options(column=False)
 @json_option
 @aws_options
 def verify(
@@ -59,6 +60,7 @@ def verify(
     grace: str,
     plain_text: bool | None,
     tenant_column: str | None,
+    no_tenants: bool,
     as_json: bool,
     aws: Aws,
 ) -> None:
@@ -78,6 +80,7 @@ def verify(
     (also: AWS cannot be reached), 5 the backup holds nothing for the table under this prefix.
     """
     grace_seconds = parse_duration(grace)
+    tenancy = table_tenancy(tenant_column, no_tenants)
     try:
         store = checked_store(aws, bucket, prefix, table)
     except NothingMatches as err:
@@ -96,6 +99,7 @@ def verify(
         schema=KeySchema.from_describe_table(description),
         plain_text=plain_text,
         tenant_column=tenant_column,
+        tenancy=tenancy,
         segments=segments,
         read_rate=read_rate,
         grace=grace_seconds,

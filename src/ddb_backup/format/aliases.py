@@ -108,8 +108,19 @@ def attribute_texts(image: Mapping[str, Any]) -> set[str]:
     return texts
 
 
-def tenant_segments(image: Mapping[str, Any] | None, tenancy: Tenancy | None) -> set[str] | None:
-    """The tenant segments a version may sit under (``None``: any), by what its writer recorded."""
+def tenant_segments(
+    image: Mapping[str, Any] | None, tenancy: Tenancy | None, table: Tenancy | None = None
+) -> set[str] | None:
+    """The tenant segments a version may sit under (``None``: any), by what its writer recorded
+    (``tenancy``), else by the table's tenant attribute (``table``: ``tenancy.learn_table_tenancy``), else
+    any attribute's value."""
+    if tenancy is None and table is not None:
+        if table.attribute is None:
+            return set()
+        if image is None:
+            return None
+        value = image.get(table.attribute)
+        return {k.tenant_segment(value)} | (set() if value is None else attribute_texts({table.attribute: value}))
     if tenancy is None:
         return None if image is None else attribute_texts(image) | {k.MISSING_TENANT_SEGMENT}
     if tenancy.attribute is None:
@@ -133,6 +144,7 @@ def placement(
     image: Mapping[str, Any] | None,
     schema: k.KeySchema | None = None,
     tenancy: Tenancy | None = None,
+    table: Tenancy | None = None,
 ) -> Placement | None:
     """How the object's key is one a writer of this table gives the item, or None: it does not belong.
 
@@ -140,12 +152,16 @@ def placement(
     ``tenancy`` is what our writer recorded (``tenant-attribute`` metadata): with it, a version has a
     tenant segment exactly when its writer had a tenant attribute, and that segment is the one the writer
     computes from that attribute of the image (any segment for a removal, which has no image). Without it
-    (the original tool, or our versions written before writers recorded it) a tenant segment must be
-    ``%none`` or the value, raw or escaped, of one of the image's attributes (any segment without an
-    image). docs/format.md, "Which objects a reader takes as a table's".
+    (the original tool, or our versions written before writers recorded it) the table's tenant attribute
+    (``table``, when a reader knows it: ``tenancy.learn_table_tenancy``) is held to the same way, the
+    segment raw or escaped; when nobody knows it, a tenant segment must be ``%none`` or the value, raw or
+    escaped, of one of the image's attributes (any segment without an image). Our writers escape the
+    segment: under a recorded tenant attribute it never holds ``/``. docs/format.md, "Which objects a
+    reader takes as a table's".
     """
-    texts = tenant_segments(image, tenancy)
-    untenanted = tenancy is None or tenancy.attribute is None
+    texts = tenant_segments(image, tenancy, table)
+    writer = tenancy if tenancy is not None else table
+    untenanted = writer is None or writer.attribute is None
     ours = k.md5_object_name(key)
     for folder in folders:
         if not object_key.startswith(folder):
@@ -161,6 +177,8 @@ def placement(
                 continue
             if relative.endswith("/" + name):
                 tenant = relative[: -len(name) - 1]
+                if tenancy is not None and "/" in tenant:
+                    continue  # our writers escape the segment
                 if texts is None or tenant in texts:
                     return Placement(folder, tenant + "/", name)
     return None

@@ -14,12 +14,14 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.store import NoSuchVersion, ObjectStore, require_version
 
 SCHEMA_FORMAT = 1
 OWN_FOLDER = "~ddb-backup"
 ON_DEMAND = "PAY_PER_REQUEST"
 PROVISIONED = "PROVISIONED"
+TENANT_ATTRIBUTE = "tenant_attribute"  # the writer's MultiTenancyColumn, or null (docs/format.md)
 
 
 def describe_table(dynamodb: Any, table: str) -> dict[str, Any] | None:
@@ -87,15 +89,21 @@ def save_schema(
     describe_table_answer: Mapping[str, Any],
     *,
     time_to_live: Mapping[str, Any] | None = None,
+    tenancy: Tenancy | None = None,
     clock: Any = time.time,
 ) -> dict[str, Any]:
     """Write the table's schema as a new version of its ``schema.json``; returns what was saved.
 
     ``describe_table_answer`` is DescribeTable's answer (or its ``Table`` part); ``time_to_live`` is
     DescribeTimeToLive's ``TimeToLiveDescription`` (CreateTable cannot set TTL; restore applies it after).
+    ``tenancy`` is the writer's ``MultiTenancyColumn`` (``Tenancy(None)``: none), saved as
+    ``tenant_attribute`` for readers of versions that do not record it (``tenancy.learn_table_tenancy``);
+    left out when not given.
     """
     table = describe_table_answer.get("Table", describe_table_answer)
     schema = reduce_description(table, time_to_live)
+    if tenancy is not None:
+        schema[TENANT_ATTRIBUTE] = tenancy.attribute
     schema["saved_at"] = round(float(clock()), 3)
     body = json.dumps(schema, sort_keys=True, indent=1, default=str).encode("utf-8")
     saved = store.put(schema_object_key(prefix, schema["TableName"]), body, {"format": "1", "writer": "full-backup"})

@@ -21,7 +21,7 @@ from ddb_backup.format.version_meta import VersionMeta
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes, image_digest, item_key, map_bounded
 from ddb_backup.restore.plan import group_versions, metadata_reader
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.resolve import Change, Inspected, Resolver, parse_image, resolver_for
+from ddb_backup.restore.resolve import Inspected, Resolver, parse_image, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
@@ -127,7 +127,7 @@ def diff_table(
     the table's) decides which objects are the table's items and merges an item's names."""
     if resolver is None:
         resolver = _resolver(store, ranges, schema, prefix, table)
-    diff = _Diff(resolver, start, end, max_lag)
+    diff = _Diff(resolver, start, end, max_lag, ranges)
 
     def pairs() -> Iterator[ItemPair]:
         def work(key_range: KeyRange) -> Iterator[tuple[ItemPair, int]]:
@@ -166,8 +166,11 @@ NOT_MINE = object()  # another name of the item reports its change
 
 
 class _Diff:
-    def __init__(self, resolver: Resolver, start: float, end: float, max_lag: float) -> None:
+    def __init__(
+        self, resolver: Resolver, start: float, end: float, max_lag: float, ranges: Sequence[KeyRange] = ()
+    ) -> None:
         self.resolver, self.start, self.end, self.max_lag = resolver, start, end, max_lag
+        self.ranges = ranges  # the diff's: only names in them were counted
         self.counted_twice = 0  # other names of a changed item, counted unchanged without being read
         self._lock = threading.Lock()
 
@@ -178,33 +181,71 @@ class _Diff:
         found = self._inspect(pair)
         if found is None:
             return NOT_MINE
-        resolver = self.resolver
         if found.canonical and pair.before.present:
-            before = self._image(found, pair.before)
-            after = self._image(found, pair.after)
-        else:
-            if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
-                return NOT_MINE  # our canonical object was present at the start: it reports the item
-            first = resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
-            last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
-            own_last = pair.after.decided_by
-            if last is None or own_last is None or last.object_key != found.object_key:
-                return NOT_MINE
-            if last.entry.version_id != own_last.version_id:
-                return NOT_MINE
-            before, after = resolver.image_of(first), resolver.image_of(last)
-            self._other_name_unchanged(first, found.object_key)
-        return _change(found.object_key, before, after, resolver.schema)
+            return self._canonical_change(found, pair)
+        return self._merged_change(found, pair)
 
-    def _other_name_unchanged(self, first: Change | None, own: str) -> None:
-        """The item's state at the start held by another name that holds the same version at the end: that
-        name was counted unchanged unread, and this one reports the item."""
-        if first is None or not first.present or first.object_key == own:
-            return
-        at_end = self.resolver.change_at(first.object_key, self.end, self.max_lag)
-        if at_end is not None and at_end.entry.version_id == first.entry.version_id:
-            with self._lock:
-                self.counted_twice += 1
+    def _canonical_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
+        """Our canonical object, present at the start, reports the item."""
+        resolver = self.resolver
+        after = self._image(found, pair.after)
+        if not pair.after.present:
+            # our canonical object was removed: another name may hold the item again at the end (the
+            # original tool re-created it after a rollback), which its own name does not report
+            last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+            if last is not None and last.present and last.object_key != found.object_key:
+                after = resolver.image_of(last)
+        change = _change(found.object_key, self._image(found, pair.before), after, resolver.schema)
+        if isinstance(change, ItemChange):
+            self._other_names_unchanged(found)
+        return change
+
+    def _merged_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
+        """Another name: it reports the item only when it holds the item's change in effect at the end."""
+        resolver = self.resolver
+        if not found.canonical and resolver.canonical_present(found, self.start, max_lag=self.max_lag):
+            return NOT_MINE  # our canonical object was present at the start: it reports the item
+        first = resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
+        last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+        own_last = pair.after.decided_by
+        if last is None or own_last is None or last.object_key != found.object_key:
+            return NOT_MINE
+        if last.entry.version_id != own_last.version_id:
+            return NOT_MINE
+        change = _change(found.object_key, resolver.image_of(first), resolver.image_of(last), resolver.schema)
+        if change is not NOT_MINE:
+            self._other_names_unchanged(found)
+        return change
+
+    def _other_names_unchanged(self, found: Inspected) -> None:
+        """Every other name of the item (in the diff's ranges) holding the same present version at both
+        times was counted unchanged unread, while this name reports the item: count the item once (two
+        LISTs per such name; only for items whose names are merged, or whose canonical object changed).
+        When a name in the item's tenant folder holds a version of the original tool, the item's names in
+        every other tenant folder are looked at too: the original tool left an item's old tenant folder
+        as it was when its tenant changed (restore looks there for such versions as well)."""
+        names = self.resolver.other_names(found)
+        legacy = self._count_unchanged(found.object_key, names)
+        if legacy and found.where.tenant and found.meta is not None:
+            others = self.resolver.other_names(found, every_tenant=True)
+            self._count_unchanged(found.object_key, [name for name in others if name not in names])
+
+    def _count_unchanged(self, own: str, names: list[str]) -> bool:
+        """Count the names present with the same version at both times; whether any holds a version of
+        the original tool at the start."""
+        legacy = False
+        for name in names:
+            if name == own or not any(r.contains(name) and name.startswith(r.prefix) for r in self.ranges):
+                continue
+            first = self.resolver.change_at(name, self.start, self.max_lag)
+            if first is None or not first.present:
+                continue
+            legacy = legacy or first.meta is None
+            last = self.resolver.change_at(name, self.end, self.max_lag)
+            if last is not None and last.entry.version_id == first.entry.version_id:
+                with self._lock:
+                    self.counted_twice += 1
+        return legacy
 
     def _inspect(self, pair: ItemPair) -> Inspected | None:
         state = pair.after if pair.after.present else pair.before

@@ -12,7 +12,7 @@ body is not an item image (a stray object) is left out.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -26,7 +26,7 @@ from ddb_backup.format import keys as k
 from ddb_backup.format import version_meta as vm
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes
 from ddb_backup.restore.locate import candidate_object_keys, find_object_keys
-from ddb_backup.restore.resolve import parse_image
+from ddb_backup.restore.resolve import Resolver, parse_image
 from ddb_backup.restore.timeline import removal_halves
 from ddb_backup.store import ObjectStore, VersionEntry
 
@@ -104,12 +104,33 @@ def object_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
     return entries[::-1]
 
 
-def item_history(store: ObjectStore, object_keys: str | list[str]) -> list[HistoryEntry]:
+Belongs = Callable[[str, Mapping[str, Any], "vm.VersionMeta | None"], bool]
+
+
+def belongs_to_table(resolver: Resolver, key: Mapping[str, Any]) -> Belongs:
+    """Whether a version of the item ``key`` holding an image is the table's where it sits
+    (``aliases.placement``, with the table's tenant attribute for versions that do not record their
+    writer's: ``Resolver.table_tenancy``); another stack's object of the same key is not."""
+    item_key = k.canonical_key(key)
+
+    def belongs(object_key: str, image: Mapping[str, Any], meta: vm.VersionMeta | None) -> bool:
+        recorded = None if meta is None else meta.tenancy
+        table = resolver.table_tenancy().tenancy if recorded is None else None
+        where = al.placement(object_key, resolver.folders, item_key, image, resolver.schema, recorded, table)
+        return where is not None
+
+    return belongs
+
+
+def item_history(
+    store: ObjectStore, object_keys: str | list[str], *, belongs: Belongs | None = None
+) -> list[HistoryEntry]:
     """The item's changes, oldest first. One name: write order (stream order per item). Several names
-    (the item's aliases): merged in the format's order of changes, what changed recomputed in that order."""
+    (the item's aliases): merged in the format's order of changes, what changed recomputed in that order.
+    ``belongs`` (``belongs_to_table``) leaves out versions that are not the table's where they sit."""
     if isinstance(object_keys, str):
         object_keys = [object_keys]
-    entries = [e for object_key in object_keys for e in _walk(store, object_versions(store, object_key))]
+    entries = [e for object_key in object_keys for e in _walk(store, object_versions(store, object_key), belongs)]
     if len(object_keys) == 1:
         return entries
     merged: list[HistoryEntry] = []
@@ -121,7 +142,7 @@ def item_history(store: ObjectStore, object_keys: str | list[str]) -> list[Histo
     return merged
 
 
-def _walk(store: ObjectStore, versions: list[VersionEntry]) -> Iterator[HistoryEntry]:
+def _walk(store: ObjectStore, versions: list[VersionEntry], belongs: Belongs | None = None) -> Iterator[HistoryEntry]:
     previous: HistoryEntry | None = None
     halves = removal_halves(versions)
     for index, entry in enumerate(versions):
@@ -133,7 +154,7 @@ def _walk(store: ObjectStore, versions: list[VersionEntry]) -> Iterator[HistoryE
         if entry.is_delete_marker:
             current = _original_delete(entry, previous)
         else:
-            current = _version(store, entry, previous)
+            current = _version(store, entry, previous, belongs)
             if current is None:
                 continue  # not an item image: a stray version
         if previous is not None:
@@ -162,7 +183,9 @@ def _original_delete(entry: VersionEntry, previous: HistoryEntry | None) -> Hist
     )
 
 
-def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | None) -> HistoryEntry | None:
+def _version(
+    store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | None, belongs: Belongs | None = None
+) -> HistoryEntry | None:
     stored = store.get(entry.key, entry.version_id) if entry.size > 0 else store.head(entry.key, entry.version_id)
     image = None
     if entry.size > 0:
@@ -173,6 +196,8 @@ def _version(store: ObjectStore, entry: VersionEntry, previous: HistoryEntry | N
         meta = vm.VersionMeta.from_s3(stored.metadata)
     except vm.MetadataError:
         return None
+    if image is not None and belongs is not None and not belongs(entry.key, image, meta):
+        return None  # not the table's object (another stack's, a stray copy)
     written = entry.last_modified.timestamp()
     before = previous.image if previous is not None else None
     common: dict[str, Any] = {

@@ -22,12 +22,12 @@ from typing import Any
 from urllib.parse import unquote
 
 from ddb_backup.format import keys as k
-from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.restore.plan import group_versions, table_ranges
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Inspected, Resolver, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
-from ddb_backup.store import ObjectStore, VersionEntry
+from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
 
 OWN_FOLDER = "~ddb-backup"
 _AFTER_SLASH = "0"  # the character after "/" in byte order: "name0" sorts after every "name/..." key
@@ -167,12 +167,18 @@ class _Tenants:
 
 
 def summarize_table(
-    store: ObjectStore, prefix: str, table: str, *, workers: int = DEFAULT_LIST_WORKERS
+    store: ObjectStore,
+    prefix: str,
+    table: str,
+    *,
+    workers: int = DEFAULT_LIST_WORKERS,
+    tenancy: Tenancy | None = None,
 ) -> TableSummary:
-    """One listing of the table's folders, their ranges in parallel; tenants as the module doc says."""
+    """One listing of the table's folders, their ranges in parallel; tenants as the module doc says.
+    ``tenancy``: the table's tenant attribute as the command line gives it (``tenancy.py``), if at all."""
     folder = k.table_prefix(prefix, table)
     summary = TableSummary(table, folder)
-    resolver = resolver_for(store, prefix, table)
+    resolver = resolver_for(store, prefix, table, tenancy=tenancy)
     tenants = _Tenants(store, resolver)
 
     def work(key_range: KeyRange) -> Iterator[dict[str | None, Coverage]]:
@@ -194,5 +200,23 @@ def summarize_table(
     return summary
 
 
-def summarize_bucket(store: ObjectStore, prefix: str, *, workers: int = DEFAULT_LIST_WORKERS) -> list[TableSummary]:
-    return [summarize_table(store, prefix, table, workers=workers) for table in table_names(store, prefix)]
+def holds_table_item(store: ObjectStore, prefix: str, table: str, folder: str) -> bool:
+    """Whether the first object with an image under ``folder`` (below the table's folder) is an item of
+    ``table`` where it sits (``Resolver.inspect``; one LIST and one GET): the original tool's plain-text
+    names with ``/`` in a value add folder levels to a table, which would otherwise look like a prefix."""
+    entry = next((e for e in store.list_versions(folder) if not e.is_delete_marker and e.size > 0), None)
+    if entry is None:
+        return False
+    try:
+        stored = store.get(entry.key, entry.version_id)
+    except NoSuchVersion:
+        return False
+    return isinstance(resolver_for(store, prefix, table).inspect(entry.key, stored), Inspected)
+
+
+def summarize_bucket(
+    store: ObjectStore, prefix: str, *, workers: int = DEFAULT_LIST_WORKERS, tenancy: Tenancy | None = None
+) -> list[TableSummary]:
+    return [
+        summarize_table(store, prefix, table, workers=workers, tenancy=tenancy) for table in table_names(store, prefix)
+    ]

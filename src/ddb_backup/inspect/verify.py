@@ -28,7 +28,7 @@ from typing import Any
 from ddb_backup.aws.ratelimit import TokenBucket
 from ddb_backup.aws.scan import scan_pages
 from ddb_backup.format import keys as k
-from ddb_backup.format.version_meta import VersionMeta
+from ddb_backup.format.version_meta import Tenancy, VersionMeta
 from ddb_backup.inspect.images import image_digest, item_key, map_bounded, to_json_image
 from ddb_backup.restore.plan import PointInTime, plan_range, table_ranges
 from ddb_backup.restore.ranges import KeyRange
@@ -53,6 +53,7 @@ class VerifyOptions:
     schema: k.KeySchema
     plain_text: bool = False
     tenant_column: str | None = None
+    tenancy: Tenancy | None = None  # --tenant-column/--no-tenants, for objects without our record (tenancy.py)
     segments: int = DEFAULT_SEGMENTS
     read_rate: float | None = None  # read capacity units per second; None: unlimited
     grace: float = DEFAULT_GRACE
@@ -226,7 +227,7 @@ def compare_backup(
     differences: list[Difference] = []
     ranges = table_ranges(store, options.prefix, options.table)
     now = clock()
-    resolver = Resolver(store, options.prefix, options.table, options.schema)
+    resolver = Resolver(store, options.prefix, options.table, options.schema, tenancy=options.tenancy)
     states = (s for _, s in map_ranges(ranges, _planner(store, now)) if s is not None)
 
     def read(state: ItemState) -> BackupImage:
@@ -308,7 +309,7 @@ def _recheck(store: ObjectStore, dynamodb: Any, options: VerifyOptions, differen
     answer = dynamodb.get_item(TableName=options.table, Key=client_key(difference.key or {}), ConsistentRead=True)
     table_image = answer.get("Item")
     table_digest = None if table_image is None else image_digest(table_image)
-    resolver = Resolver(store, options.prefix, options.table, options.schema)
+    resolver = Resolver(store, options.prefix, options.table, options.schema, tenancy=options.tenancy)
     change = resolver.item_change(difference.key or {}, _tenant_of(options, difference.object_key), now)
     backup = BackupImage(ItemState(difference.object_key, None), resolver.image_of(change), None)
     if change is not None:

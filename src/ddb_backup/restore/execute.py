@@ -134,7 +134,12 @@ class _Restore:
         self.summary.target_created = target.created
         self.items.key_types = target.key_types
         self.items.resolver = Resolver(
-            self.store, options.prefix, options.source, target.key_schema, keyless_as_reject=True
+            self.store,
+            options.prefix,
+            options.source,
+            target.key_schema,
+            keyless_as_reject=True,
+            tenancy=options.tenancy,
         )
         if not from_source:
             folder = k.table_prefix(options.prefix, options.source, options.tenant_segment)

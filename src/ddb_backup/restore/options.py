@@ -10,7 +10,7 @@ from pathlib import Path
 
 from ddb_backup.errors import HintedError, UserError
 from ddb_backup.format import keys as k
-from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.restore.checkpoint import Query, default_path
 from ddb_backup.restore.rejects import default_rejects_path
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
@@ -49,6 +49,7 @@ class RestoreOptions:
     scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
     rejects: Path | None = None  # where items the target refuses go (default: next to the checkpoint)
     processes: int = 1  # processes that write (0: one per core); more than 1 needs ``restore(connect=...)``
+    tenancy: Tenancy | None = None  # --tenant-column/--no-tenants: the table's tenant attribute (tenancy.py)
 
     @property
     def tenant_segment(self) -> str | None:

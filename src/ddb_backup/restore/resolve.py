@@ -36,8 +36,9 @@ from typing import Any
 from ddb_backup.format import aliases as al
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import load_schema
-from ddb_backup.format.version_meta import MetadataError, VersionMeta
+from ddb_backup.format.version_meta import MetadataError, Tenancy, VersionMeta
 from ddb_backup.restore.plan import metadata_reader
+from ddb_backup.restore.tenancy import TableTenancy, learn_table_tenancy
 from ddb_backup.restore.timeline import ItemState, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, VersionEntry
 
@@ -180,8 +181,14 @@ class Resolver:
         schema: k.KeySchema | None = None,
         *,
         keyless_as_reject: bool = False,
+        tenancy: Tenancy | None = None,
+        saved_schema: Mapping[str, Any] | None = None,
     ) -> None:
         self.store, self.prefix, self.table, self.schema = store, prefix, table, schema
+        # the table's tenant attribute as the command line gives it (None: not given; see table_tenancy)
+        self.tenancy, self._saved_schema = tenancy, saved_schema
+        self._table_tenancy: TableTenancy | None = None
+        self._tenancy_lock = threading.Lock()
         # restore sets it: an image without the key attributes goes to its rejects file, not to the skips
         self.keyless_as_reject = keyless_as_reject
         self.folders = al.table_folders(prefix, table)
@@ -226,6 +233,26 @@ class Resolver:
             if folder not in self._tenants:
                 self._tenants[folder] = [name + "/" for name in subfolders(self.store, folder)]
             return self._tenants[folder]
+
+    def table_tenancy(self) -> TableTenancy:
+        """The table's tenant attribute, for versions that do not record their writer's
+        (``tenancy.learn_table_tenancy``: the option, the saved schema, our versions), learnt once."""
+        with self._tenancy_lock:
+            if self._table_tenancy is None:
+                saved = self._saved_schema
+                if saved is None and self.tenancy is None:
+                    try:
+                        saved = load_schema(self.store, self.prefix, self.table)
+                    except ValueError:
+                        saved = None  # not JSON: says nothing
+                self._table_tenancy = learn_table_tenancy(
+                    self.store, self.folders, self.schema, explicit=self.tenancy, saved=saved
+                )
+            return self._table_tenancy
+
+    def _table_rule(self, meta: VersionMeta | None) -> Tenancy | None:
+        """The table's tenant attribute when the version does not record its writer's (else not needed)."""
+        return self.table_tenancy().tenancy if meta is None or meta.tenancy is None else None
 
     # -- one object ---------------------------------------------------------------------------------
 
@@ -289,7 +316,8 @@ class Resolver:
             if self.keyless_as_reject:
                 return Resolution(REJECT, object_key, image=image, reason=NO_KEY)
             return self._skip(NO_KEY, object_key)
-        where = al.placement(object_key, self.folders, key, image, self.schema, None if meta is None else meta.tenancy)
+        recorded = None if meta is None else meta.tenancy
+        where = al.placement(object_key, self.folders, key, image, self.schema, recorded, self._table_rule(meta))
         if where is None:
             return self._skip(FOREIGN, object_key)
         canonical = meta is not None and self._canonical(where, key)
@@ -335,6 +363,11 @@ class Resolver:
             if shape in shapes:
                 candidates.append(candidate)
         return candidates
+
+    def other_names(self, found: Inspected, *, every_tenant: bool = False) -> list[str]:
+        """The other object keys that may hold the item's versions (the ones ``winner`` looks at); with
+        ``every_tenant``, in every tenant folder (as for a version of the original tool)."""
+        return self._candidates(found.where, found.key, every_tenant or found.meta is None)
 
     def winner(self, found: Inspected, own: ItemState, at: float, *, max_lag: float | None = None) -> Change | None:
         """The change in effect at ``at`` over all the item's names (``own``: this object's state at
@@ -384,7 +417,7 @@ class Resolver:
             key = k.canonical_key(meta.key)
         except k.InvalidKeyError:
             return None
-        where = al.placement(object_key, self.folders, key, None, self.schema, meta.tenancy)
+        where = al.placement(object_key, self.folders, key, None, self.schema, meta.tenancy, self._table_rule(meta))
         if where is None:
             return None
         return Inspected(object_key, stored, {}, meta, key, where, self._canonical(where, key))
@@ -491,31 +524,41 @@ def _exact_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
 
 def infer_key(image: Mapping[str, Any], object_key: str, folders: list[str]) -> dict[str, Any] | None:
     """The item's key when no schema is known: the one or two scalar attributes of the image of which
-    the object's name is a writer's name (what its own body describes), or None."""
+    the object's name is a writer's name (what its own body describes), or None. When several fit, the
+    one whose name covers most of the key wins (the original tool's unescaped ``2026/01/01 | u/1`` also
+    ends with the name ``u/1`` of another attribute), then fewer attributes, then attribute order."""
     name = object_key.rsplit("/", 1)[-1]
     relative = next((object_key[len(f) :] for f in folders if object_key.startswith(f)), name)
     scalars = sorted(
         a for a, v in image.items() if isinstance(v, dict) and len(v) == 1 and next(iter(v)) in k.KEY_TYPES
     )
+    best: tuple[int, dict[str, Any]] | None = None
     for size in (1, 2):
         for names in itertools.combinations(scalars, size):
             try:
                 key = k.canonical_key({a: image[a] for a in names})
             except k.InvalidKeyError:
                 continue
-            written = al.item_names(key)
-            if name in written or relative in written or any(relative.endswith("/" + w) for w in written):
-                return key
-    return None
+            fits = [w for w in al.item_names(key) if w in (name, relative) or relative.endswith("/" + w)]
+            covered = max((len(w) for w in fits), default=0)
+            if fits and (best is None or covered > best[0]):
+                best = (covered, key)
+    return None if best is None else best[1]
 
 
-def resolver_for(store: ObjectStore, prefix: str, table: str, schema: k.KeySchema | None = None) -> Resolver:
+def resolver_for(
+    store: ObjectStore, prefix: str, table: str, schema: k.KeySchema | None = None, tenancy: Tenancy | None = None
+) -> Resolver:
     """A resolver with the table's key schema: given, else the one a full backup saved, else none (keys
-    are then read from our metadata or inferred from the names: ``infer_key``)."""
+    are then read from our metadata or inferred from the names: ``infer_key``). ``tenancy``: the table's
+    tenant attribute as the command line gives it (``--tenant-column``/``--no-tenants``), if at all."""
+    saved = None
     if schema is None:
         saved = load_schema(store, prefix, table)
         try:
             schema = None if saved is None else k.KeySchema.from_describe_table(saved)
         except (KeyError, TypeError):
             schema = None  # a saved schema that cannot be read: keys are found as without one
-    return Resolver(store, prefix, table, schema)
+    # the saved schema was read (or found missing) here already: the resolver need not read it again
+    saved_schema = None if schema is not None and saved is None else (saved or {})
+    return Resolver(store, prefix, table, schema, tenancy=tenancy, saved_schema=saved_schema)

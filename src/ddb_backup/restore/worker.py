@@ -73,8 +73,14 @@ def run_worker(job: Job, events: Any, stop_flag: Any) -> None:
         store, dynamodb = job.connect()
         flow = ItemFlow(job.options, store, dynamodb, summary, stop, _reporter(job, events, summary))
         flow.key_types = job.target.key_types
+        options = job.options
         flow.resolver = resolver = Resolver(
-            store, job.options.prefix, job.options.source, job.target.key_schema, keyless_as_reject=True
+            store,
+            options.prefix,
+            options.source,
+            job.target.key_schema,
+            keyless_as_reject=True,
+            tenancy=options.tenancy,
         )
         writer = flow.writer(job.target, lambda kind, item, reason: events.put((REJECTED, kind, dict(item), reason)))
         flow.write_ranges(job.ranges, writer, lambda index, digests: events.put((FINISHED, index, digests)))
