@@ -69,3 +69,13 @@ def test_the_store_does_not_retry_an_unreachable_endpoint_again() -> None:
     with pytest.raises(StoreError):
         RetryingStore(inner, sleep=lambda _: None).get("k")
     assert inner.calls == 1
+
+
+def test_every_client_makes_the_documented_number_of_attempts_in_all() -> None:
+    """botocore reads ``max_attempts`` as retries after the first request (9 in all for 8): the policy
+    counts attempts in all, as the README and the native S3 client (8 = 1 + its 7 retries) do."""
+    from ddb_backup.store.native import MAX_RETRIES
+
+    for service in ("s3", "dynamodb", "dynamodbstreams"):
+        client = aws.make_client(service, endpoint_url="http://127.0.0.1:9", region="us-east-1")
+        assert client.meta.config.retries["total_max_attempts"] == aws.DEFAULT_MAX_ATTEMPTS == MAX_RETRIES + 1 == 8

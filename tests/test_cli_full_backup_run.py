@@ -25,4 +25,4 @@ def test_plain_progress_shows_the_first_and_the_final_state(monkeypatch: pytest.
         update(1, 10, "a")
         update(5, 10, "b")  # too soon after the first line: held back
         update(10, 10, "c")
-    assert out.getvalue().splitlines() == ["scan: 1/10 a", "scan: 10/10 c"]
+    assert out.getvalue().splitlines() == ["scan: 1 of 10 a", "scan: 10 of 10 c"]

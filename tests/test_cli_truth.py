@@ -151,24 +151,14 @@ def test_a_39_digit_key_number_is_a_one_line_error(bucket: Any) -> None:
     assert isinstance(result.exception, SystemExit)  # a one-line error, not a traceback
 
 
-def test_export_of_no_items_into_a_new_folder_writes_an_empty_export(bucket: Any, tmp_path: Path) -> None:
-    target = tmp_path / "new" / "folder"
-    result = invoke(
-        "export", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--at", str(int(AT - 86400 * 3)),
-        "--to", str(target),
-    )  # fmt: skip
-    assert result.exit_code == 0, result.output
-    assert json.loads((target / "manifest.json").read_text())["item_count"] == 0
-
-
 @pytest.mark.parametrize(
     "args",
     [
         ["verify", "--table", "orders", "--read-rate", "-1"],
         ["verify", "--table", "orders", "--read-rate", "0"],
         ["verify", "--table", "orders", "--segments", "-3"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--total-segments", "0"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "0"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--total-segments", "0"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate", "0"],
         ["full-backup", "--table", "orders", "--segments", "0"],
     ],
 )
@@ -185,8 +175,8 @@ def test_numeric_options_out_of_range_are_usage_errors(args: list[str]) -> None:
         ["verify", "--table", "orders", "--grace", "99999999999999d"],
         ["full-backup", "--table", "orders", "--read-rate", "nan"],
         ["full-backup", "--table", "orders", "--read-rate", "inf"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--write-rate", "nan", "--dry-run"],
-        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "c", "--max-lag", "99999999999999d"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate", "nan", "--dry-run"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--max-lag", "99999999999999d"],
     ],
 )
 def test_nan_inf_and_huge_durations_are_one_line_errors_before_anything_runs(args: list[str]) -> None:
@@ -287,14 +277,6 @@ def test_a_checkpoint_of_another_time_names_both_times_in_utc() -> None:
         "at 2026-11-27T10:00:00Z (checkpoint) vs 2026-11-27T11:00:00.500Z (now)",
         "max_lag 90000s (checkpoint) vs 3600s (now)",
     ]
-
-
-def test_tables_without_a_prefix_does_not_present_a_prefix_as_a_table(bucket: Any) -> None:
-    result = invoke("tables", "--bucket", BUCKET, "--json")
-    assert result.exit_code == 0, result.output
-    shown = json.loads(result.stdout)
-    assert shown["tables"] == [] and shown["prefixes"] == ["prod"]
-    assert "'prod' is a prefix, not a table: `ddb-backup tables --prefix prod`" in result.stderr
 
 
 def test_diff_at_times_before_the_first_backup_says_so(bucket: Any) -> None:

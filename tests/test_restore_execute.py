@@ -240,7 +240,7 @@ def test_a_dry_run_lists_the_versions_it_would_read_and_writes_nothing(tmp_path:
 def test_the_command_has_an_example_and_rejects_bad_input_with_exit_2() -> None:
     runner = CliRunner()
     assert "Example:" in runner.invoke(cli, ["restore", "--help"]).output
-    common = ["restore", "--bucket", "b", "--table", "t", "--to-table", "u"]
+    common = ["restore", "--bucket", "b", "--table", "src", "--to-table", "dst"]
     bad_time = runner.invoke(cli, [*common, "--at", "yesterday"])
     bad_key = runner.invoke(cli, [*common, "--at", "-1h", "--key", "{nope"])
     bad_lag = runner.invoke(cli, [*common, "--at", "-1h", "--max-lag", "soon"])

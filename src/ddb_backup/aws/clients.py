@@ -4,11 +4,12 @@ Endpoint and region come from the usual AWS settings (``AWS_ENDPOINT_URL``, ``AW
 ``AWS_PROFILE``) unless given here; connection pools are sized to the concurrency we use.
 
 One retry policy for every service (S3, DynamoDB, DynamoDB Streams): botocore's standard mode
-(exponential backoff with jitter, throttling-aware) up to ``DEFAULT_MAX_ATTEMPTS`` attempts; an
-endpoint that cannot be reached gives up after 4-12 s (measured on an unused loopback port, varying
-with load), for S3 and DynamoDB alike, and ``store.retry`` does not retry it again. Once a request has been retrying for
-``NOTICE_AFTER_SECONDS``, ``notify`` (set by the command line; None in the Lambda function) hears
-about it once.
+(exponential backoff with jitter, throttling-aware) up to ``DEFAULT_MAX_ATTEMPTS`` attempts in all (the
+first request and its retries; botocore's own ``max_attempts`` would count retries only); an
+endpoint that cannot be reached gives up after 1-6 s (measured on an unused loopback port, varying
+with load), for S3 and DynamoDB alike, and ``store.retry`` does not retry it again. Once a request
+has been retrying for ``NOTICE_AFTER_SECONDS``, ``notify`` (set by the command line; None in the
+Lambda function) hears about it once.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ notify: Callable[[str], None] | None = None
 
 def client_config(*, max_pool: int = DEFAULT_POOL, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Config:
     return Config(
-        retries={"mode": "standard", "max_attempts": max_attempts},
+        retries={"mode": "standard", "total_max_attempts": max_attempts},  # "max_attempts" would count retries
         max_pool_connections=max_pool,
         connect_timeout=5,
         read_timeout=30,

@@ -18,6 +18,7 @@ from ddb_backup.cli.diff import diff
 from ddb_backup.cli.export import export
 from ddb_backup.cli.full_backup import full_backup
 from ddb_backup.cli.history import history
+from ddb_backup.cli.preflight import NoSuchBucket
 from ddb_backup.cli.restore import restore_command
 from ddb_backup.cli.run import run
 from ddb_backup.cli.tables import tables
@@ -42,6 +43,16 @@ def _unreachable(err: BaseException) -> EndpointConnectionError | None:
     return None
 
 
+def _missing_bucket(err: BaseException) -> str | None:
+    """The bucket S3 said does not exist (``NoSuchBucket``) behind ``err``, if that is what it is."""
+    seen: BaseException | None = err
+    while seen is not None:
+        if isinstance(seen, ClientError) and seen.response.get("Error", {}).get("Code") == "NoSuchBucket":
+            return str(seen.response["Error"].get("BucketName") or "?")
+        seen = seen.__cause__
+    return None
+
+
 class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         aws.notify = lambda message: click.echo(f"note: {message}", err=True)
@@ -51,7 +62,12 @@ class Cli(click.Group):
             click.echo(f"error: {err}", err=True)
             ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 5
         except AWS_ERRORS as err:
-            unreachable = _unreachable(err)
+            unreachable, missing = _unreachable(err), _missing_bucket(err)
+            if missing is not None:  # found missing after the preflight, e.g. deleted meanwhile
+                click.echo(
+                    f"error: the bucket {missing!r} does not exist (Try: check --bucket, --to, --checkpoint)", err=True
+                )
+                ctx.exit(NoSuchBucket.exit_code)
             if unreachable is not None:
                 click.echo(
                     f"error: cannot connect to AWS: {unreachable} "
@@ -76,8 +92,9 @@ def cli() -> None:
     lost records before they were read (run), 2 a usage or user error (the message says
     how to fix it), 3 an AWS or storage error (also: AWS cannot be reached), 4 restored
     except items the target refused (restore: the rejects file), 5 the backup holds nothing
-    for the --bucket, --prefix, --table, --tenant or --key given (the message says what it
-    does hold), 130 interrupted (restore: --resume).
+    for the --bucket, --prefix, --table, --tenant or --key given, or nothing at a TIME before
+    the table's first write, or a --to/--checkpoint bucket does not exist (the message says what
+    it does hold), 130 interrupted (restore: --resume).
     --bucket and --prefix default to the env names BackupBucket and BackupPrefix.
     Each command's --help has an example and its own exit codes.
     """

@@ -62,6 +62,40 @@ class Rate(click.ParamType):
 
 RATE = Rate()
 
+TABLE_NAME_RULE = "3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'"
+_TABLE_NAME = re.compile(r"[a-zA-Z0-9_.-]{3,255}")
+
+
+class TableName(click.ParamType):
+    """A DynamoDB table name (``TABLE_NAME_RULE``, from the DynamoDB Developer Guide, "Naming rules"):
+    anything else is a usage error before any AWS call."""
+
+    name = "table"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        if isinstance(value, str) and _TABLE_NAME.fullmatch(value):
+            return value
+        self.fail(f"{value!r} is not a DynamoDB table name ({TABLE_NAME_RULE})", param, ctx)
+
+
+TABLE_NAME = TableName()
+
+
+class Count(click.IntRange):
+    """A whole number of threads, segments or processes between ``low`` and ``high``: the bounds show in
+    the option's help (``[1<=x<=256]``), and a value outside them is a usage error, not a million threads."""
+
+    name = "count"
+
+    def __init__(self, low: int, high: int) -> None:
+        super().__init__(low, high)
+
+
+MAX_THREADS = 256  # concurrent requests or scan segments in one process (a thread each)
+MAX_PROCESSES = 1024  # restore --total-segments: processes or machines sharing one restore
+THREADS = Count(1, MAX_THREADS)
+PROCESSES = Count(1, MAX_PROCESSES)
+
 
 def _account_id(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
     if value is not None and not re.fullmatch(r"[0-9]{12}", value.strip()):

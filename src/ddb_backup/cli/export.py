@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, describe_table, tenant_segment
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -22,6 +22,7 @@ from ddb_backup.inspect.export import (
 from ddb_backup.inspect.import_call import import_call
 from ddb_backup.restore.plan import PointInTime, table_ranges
 from ddb_backup.restore.resolve import resolver_for, skipped_lines
+from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_time
 
 UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
@@ -29,7 +30,7 @@ UPLOAD_PLACEHOLDER = "s3://YOUR-BUCKET/YOUR-PREFIX"
 
 @click.command()
 @bucket_options
-@click.option("--table", required=True, help="The table's name.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table's name.")
 @click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
 @click.option("--to", "target", required=True, help="s3://BUCKET/PREFIX or a local folder; must hold no export.")
 @click.option("--compress", type=click.Choice(list(COMPRESSIONS)), default="gzip", show_default=True)
@@ -64,13 +65,15 @@ def export(
 
     \b
     Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error,
-    5 the backup holds nothing for the table (or tenant) under this prefix.
+    5 the backup holds nothing for the table (or tenant) under this prefix, or nothing at TIME
+    (it precedes the table's first write), or the --to bucket does not exist.
     """
     at = parse_time(at_text)
     tenancy = table_tenancy(tenant_column, no_tenants)
     if not target.startswith("s3://"):
         preflight.check_local_path("--to", target, folder=True)
     store = checked_store(aws, bucket, prefix, table, tenant_segment(tenant))
+    preflight.check_s3_url(aws.client("s3"), target, "--to")
     destination = parse_destination(target, aws.client("s3") if target.startswith("s3://") else None)
     schema = load_schema(store, prefix, table) or describe_table(aws, table)
     s3_target = target if target.startswith("s3://") else UPLOAD_PLACEHOLDER
@@ -89,6 +92,7 @@ def export(
             settings,
             resolver=resolver_for(store, prefix, table, tenancy=tenancy),
             on_progress=lambda written: update(written, None, "items written"),
+            on_empty=lambda: _refuse_before_the_backup(store, prefix, table, tenant_segment(tenant), at),
         )
     if as_json:  # the warnings are in the JSON
         echo_json(
@@ -112,3 +116,10 @@ def export(
     click.echo(f"import it into a new table{where}:\n  {call.command}")
     for line in skipped_lines(manifest.skipped):
         click.echo(f"warning: {line}", err=True)
+
+
+def _refuse_before_the_backup(store: ObjectStore, prefix: str, table: str, tenant: str | None, at: float) -> None:
+    """No item at TIME and TIME before the table's first write: a wrong time, not an empty table (exit 5)."""
+    first = preflight.first_write_after(store, prefix, table, at, tenant)
+    if first is not None:
+        raise preflight.before_first_write(table, first, at, "--at")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.capture.full_backup import DEFAULT_SEGMENTS, DEFAULT_WORKERS, FullBackupOptions, FullBackupSummary
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import RATE, TABLE_NAME, THREADS, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -15,10 +15,10 @@ from ddb_backup.settings import clean_prefix
 
 @click.command("full-backup")
 @bucket_options
-@click.option("--table", required=True, help="The table to back up.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table to back up.")
 @click.option(
     "--segments",
-    type=click.IntRange(1, 1_000_000),
+    type=THREADS,
     default=DEFAULT_SEGMENTS,
     show_default=True,
     help="Parallel Scan segments (one thread each).",
@@ -32,7 +32,7 @@ from ddb_backup.settings import clean_prefix
 @click.option("--page-size", type=click.IntRange(1), default=None, help="Items per Scan request (default: 1 MB pages).")
 @click.option(
     "--workers",
-    type=click.IntRange(1, 512),
+    type=THREADS,
     default=DEFAULT_WORKERS,
     show_default=True,
     help="Concurrent writes to the bucket.",
@@ -83,7 +83,10 @@ def full_backup(
     with progress(f"full-backup {table}") as update:
 
         def report(summary: FullBackupSummary) -> None:
-            detail = f"written {summary.written}, newer in stream {summary.skipped_newer}, failed {summary.failed}"
+            detail = (
+                f"items scanned, {summary.written} written, {summary.skipped_newer} left to newer stream changes, "
+                f"{summary.failed} failed"
+            )
             update(summary.scanned, summary.estimated_items or None, detail)
 
         summary = run_full_backup(dynamodb, store, bucket, table, options, on_progress=report)

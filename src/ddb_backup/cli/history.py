@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenancy, tenancy_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options, table_tenancy, tenancy_options
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option, tenant_segment
 from ddb_backup.cli.output import changes_text, echo_json, echo_table, json_option
 from ddb_backup.format.version_meta import epoch_to_iso
@@ -15,7 +15,7 @@ from ddb_backup.restore.resolve import resolver_for
 
 @click.command()
 @bucket_options
-@click.option("--table", required=True, help="The table's name.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table's name.")
 @click.option("--key", "key_text", required=True, help='The item\'s key as JSON: {"pk":{"S":"a"}} or {"pk":"a"}.')
 @click.option("--tenant", help="The tenant's value (MultiTenancyColumn), if the function uses multi-tenancy.")
 @click.option("--images", is_flag=True, help="With --json: include each version's image.")

@@ -21,11 +21,13 @@ from botocore.exceptions import ClientError, ParamValidationError
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases
 from ddb_backup.format import keys as k
+from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
 from ddb_backup.store import ObjectStore
 
 SHOWN = 8  # names listed in a suggestion
+LAST_MODIFIED_SLACK = 1.0  # S3's LastModified has whole seconds (moto rounds it up): a write may look later
 LOOKED_AT = 200  # folders examined when looking for suggestions (a listing request each)
 
 
@@ -39,27 +41,35 @@ class NoSuchBucket(NothingMatches):
     """The bucket itself does not exist."""
 
 
-def check_bucket(s3: Any, bucket: str) -> None:
-    """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself.
+def check_bucket(s3: Any, bucket: str, option: str = "--bucket") -> None:
+    """The bucket exists and we may read it (HeadBucket), else a one-line error about the bucket itself,
+    naming the ``option`` that gave it (``--bucket``; ``--to`` or ``--checkpoint`` for an ``s3://`` URL).
 
     Connection failures propagate (botocore's ``EndpointConnectionError``): the CLI reports them as such.
     """
+    check = f"check {option}" + (" (or BackupBucket)" if option == "--bucket" else "")
     try:
         s3.head_bucket(Bucket=bucket)
     except ParamValidationError as err:
-        raise UserError(
-            f"--bucket {bucket!r} is not a valid S3 bucket name", "check --bucket (or BackupBucket)"
-        ) from err
+        raise UserError(f"{option} {bucket!r} is not a valid S3 bucket name", check) from err
     except ClientError as err:
         code = str(err.response.get("Error", {}).get("Code", ""))
         if code in {"404", "NoSuchBucket", "NotFound"}:
-            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", "check --bucket (or BackupBucket)") from err
+            raise NoSuchBucket(f"the bucket {bucket!r} does not exist", check) from err
         if code in {"403", "AccessDenied", "Forbidden"}:
             raise UserError(
                 f"access to the bucket {bucket!r} is denied",
-                "check --bucket, --profile and the credentials' s3:ListBucket permission",
+                f"{check}, --profile and the credentials' s3:ListBucket permission",
             ) from err
         raise
+
+
+def check_s3_url(s3: Any, url: str, option: str) -> None:
+    """``check_bucket`` for the bucket of an ``s3://BUCKET/...`` option (``--to``, ``--checkpoint``);
+    anything else (a local path, a URL without a bucket) is left to the option's own checks."""
+    bucket = url.removeprefix("s3://").partition("/")[0] if url.startswith("s3://") else ""
+    if bucket:
+        check_bucket(s3, bucket, option)
 
 
 def _where(prefix: str) -> str:
@@ -158,6 +168,34 @@ def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None
     )
 
 
+def first_write_after(
+    store: ObjectStore, prefix: str, table: str, at: float, tenant: str | None = None
+) -> float | None:
+    """The table's (or tenant's, the escaped segment) earliest S3 write time when every version was written
+    after ``at`` (epoch seconds); None as soon as one was written at or before it, or when there is none.
+    One listing of the table's folders at most, stopped at the first version written by ``at`` (give or take
+    ``LAST_MODIFIED_SLACK``)."""
+    earliest: float | None = None
+    segments = [""] if tenant is None else sorted({tenant + "/", unquote(tenant) + "/"})
+    for folder in aliases.table_folders(prefix, table):
+        for version in itertools.chain.from_iterable(store.list_versions(folder + seg) for seg in segments):
+            written = version.last_modified.timestamp()
+            if written <= at + LAST_MODIFIED_SLACK:
+                return None
+            earliest = written if earliest is None else min(earliest, written)
+    return earliest
+
+
+def before_first_write(table: str, first: float, at: float, option: str) -> NothingMatches:
+    """The error for a TIME (``option`` gave it) at which the backup holds nothing because it precedes the
+    table's first write (S3 write time; a change's event time is never later than its write)."""
+    return NothingMatches(
+        f"the backup of {table!r} holds nothing before its first write at {epoch_to_iso(first)}, "
+        f"and {option} {epoch_to_iso(at)} is earlier",
+        f"give {option} after {epoch_to_iso(first)}",
+    )
+
+
 def check_key_attributes(key: Mapping[str, Any], schema: k.KeySchema | None) -> None:
     """A ``--key`` names exactly the table's key attributes (when the schema is known)."""
     if schema is None:
@@ -193,8 +231,15 @@ def check_keys(
             raise NothingMatches(f"the backup of {table!r} holds no version of the item {k.key_json(dict(key))}", hint)
 
 
-def no_tables(store: ObjectStore, bucket: str, prefix: str) -> None:
-    """``tables`` found nothing: ``NothingMatches`` naming the bucket's top-level folders."""
+def no_tables(store: ObjectStore, bucket: str, prefix: str, prefixes: Sequence[str] = ()) -> None:
+    """``tables`` found no table: ``NothingMatches`` naming the prefixes it found in their place (folders
+    that ``looks_like_prefix``), else the bucket's top-level folders."""
+    where = backup_root(prefix)
+    if prefixes:
+        hint = "give one as --prefix: " + ", ".join(f"--prefix {where}{name}" for name in prefixes[:SHOWN])
+        hint += ", ..." if len(prefixes) > SHOWN else ""
+        found = f"; it holds the prefixes {_listing(prefixes)}"
+        raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}{found}", hint)
     tops = [unquote(name) for name in itertools.islice(folders(store, ""), LOOKED_AT) if name != OWN_FOLDER]
     hint = f"the bucket's top-level folders: {_listing(tops)}; give one as --prefix" if tops else "check --bucket"
     raise NothingMatches(f"the bucket {bucket!r} holds no tables {_where(prefix)}", hint)

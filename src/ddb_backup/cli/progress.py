@@ -15,7 +15,8 @@ import click
 
 PLAIN_EVERY_SECONDS = 5.0
 
-# update(done, total, detail): total None (or 0) when unknown
+# update(done, total, detail): total None (or 0) when unknown; detail starts with the unit of done, and
+# labels every other count it holds ("items put, 3 looked at"): the plain line reads "label: 5 of 50 items ..."
 Update = Callable[[int, int | None, str], None]
 
 
@@ -53,7 +54,7 @@ def _plain_lines(label: str, out: TextIO) -> Iterator[Update]:
 
     def update(done: int, total: int | None, detail: str = "") -> None:
         nonlocal shown_at, pending
-        pending = f"{label}: {done}" + (f"/{total}" if total else "") + (f" {detail}" if detail else "")
+        pending = f"{label}: {done}" + (f" of {total}" if total else "") + (f" {detail}" if detail else "")
         now = time.monotonic()
         if shown_at is None or now - shown_at >= PLAIN_EVERY_SECONDS:
             click.echo(pending, file=out)

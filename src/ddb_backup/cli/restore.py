@@ -6,9 +6,10 @@ import os
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from types import FrameType
@@ -17,7 +18,18 @@ from typing import Any
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, table_tenancy, tenancy_options
+from ddb_backup.cli.common import (
+    MAX_PROCESSES,
+    PROCESSES,
+    RATE,
+    TABLE_NAME,
+    THREADS,
+    Aws,
+    aws_options,
+    bucket_options,
+    table_tenancy,
+    tenancy_options,
+)
 from ddb_backup.cli.lookup import checked_store, key_schema, parse_key_option
 from ddb_backup.cli.output import echo_json, json_option
 from ddb_backup.cli.progress import progress
@@ -25,7 +37,9 @@ from ddb_backup.errors import UserError
 from ddb_backup.format import keys as k
 from ddb_backup.format.version_meta import epoch_to_iso
 from ddb_backup.restore.execute import DEFAULT_WORKERS, RestoreInterrupted, RestoreOptions, RestoreSummary, restore
+from ddb_backup.restore.options import validate
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState
+from ddb_backup.store import ObjectStore
 from ddb_backup.timeparse import FORMS, parse_duration, parse_time
 
 INTERRUPTED = 130
@@ -41,9 +55,11 @@ def parse_key(text: str) -> str:
 @click.command()
 @aws_options
 @bucket_options
-@click.option("--table", "source", required=True, help="The backed-up (source) table.")
+@click.option("--table", "source", type=TABLE_NAME, required=True, help="The backed-up (source) table.")
 @click.option("--at", "at_text", required=True, metavar="TIME", help=f"The point in time: {FORMS}.")
-@click.option("--to-table", "target", required=True, help="The table to restore into (created when missing).")
+@click.option(
+    "--to-table", "target", type=TABLE_NAME, required=True, help="The table to restore into (created when missing)."
+)
 @click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value; %none: items without one).")
 @click.option(
     "--key",
@@ -61,21 +77,25 @@ def parse_key(text: str) -> str:
     metavar="N",
     help="Write units per second at most (default: no limit).",
 )
+@click.option("--workers", type=THREADS, default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads.")
 @click.option(
-    "--workers", type=click.IntRange(1, 512), default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads."
+    "--processes",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Processes that write, each with --workers threads (0: one per core, at most one per key range).",
 )
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(
     "--segment",
-    type=click.IntRange(0),
+    type=click.IntRange(0, MAX_PROCESSES - 1),
     default=0,
     show_default=True,
     metavar="I",
     help="This process's share (0-based).",
 )
-@click.option(
-    "--total-segments", type=click.IntRange(1), default=1, show_default=True, metavar="N", help="Shares in all."
-)
+@click.option("--total-segments", type=PROCESSES, default=1, show_default=True, metavar="N", help="Shares in all.")
 @click.option(
     "--max-lag",
     default=f"{DEFAULT_MAX_LAG / 3600:g}h",
@@ -111,8 +131,10 @@ def restore_command(
     may not be the source table unless --allow-same-table. Writes are BatchWriteItem in 25s,
     retried with backoff; a checkpoint file (./ddb-backup-restore-TARGET.json, or --checkpoint)
     makes an interrupted restore resumable: run the same command again with --resume.
-    --segment I --total-segments N splits the work over N processes or machines (like a parallel
-    scan); each restores its share of the items, together the whole table.
+    The writes spread over one process per core (--processes; 1 keeps one process), each with
+    its own clients and --workers threads, one progress bar and one summary. --segment I
+    --total-segments N splits the work over N commands or machines (like a parallel scan); each
+    restores its share of the items, together the whole table.
 
     --overwrite, --sync and --allow-same-table change a live table: on a terminal the restore
     first shows the target, TIME (UTC and local) and the items it would put and delete, and
@@ -133,8 +155,9 @@ def restore_command(
     (nothing written), 2 a usage or user error, nothing written (the message says what to
     change), 3 an AWS or storage error (retries spent; --resume continues), 4 restored except
     the items the target refused (listed in the rejects file), 5 the backup holds nothing for
-    the --table, --prefix, --tenant or --key given (nothing created; the message says what
-    the bucket holds), 130 interrupted by Ctrl-C (--resume continues).
+    the --table, --prefix, --tenant or --key given, or nothing at a TIME before the table's
+    first write (nothing created; the message says what the bucket holds), 130 interrupted by
+    Ctrl-C (--resume continues).
     """
     options = RestoreOptions(
         bucket=bucket,
@@ -146,6 +169,7 @@ def restore_command(
         tenancy=table_tenancy(flags.pop("tenant_column"), flags.pop("no_tenants")),
         **flags,
     )
+    validate(options, time.time())  # before any AWS call
     tenant = options.tenant_segment
     store = checked_store(aws, bucket, prefix, options.source, tenant, max_pool=max(64, options.workers * 2))
     if key_texts:
@@ -153,9 +177,12 @@ def restore_command(
         keys = [parse_key_option(text) for text in key_texts]
         preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
+    _refuse_before_the_backup(options, lambda opts: restore(opts, store, dynamodb), store)
+    clients = WorkerClients(aws, bucket, options.workers)
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
     stop = threading.Event()
+    plan: list[dict[str, str]] = []  # --dry-run --json: the versions it would read go into the JSON
     try:
         with progress("restore") as update, _ctrl_c_stops(stop):
             summary = restore(
@@ -165,14 +192,22 @@ def restore_command(
                 progress=lambda s: update(
                     s.puts, None, f"items put, {s.items} looked at, {s.metadata_reads} metadata reads"
                 ),
-                on_plan=_print_plan_line if options.dry_run else None,
+                on_plan=(lambda state: plan.append(_plan_entry(state))) if as_json else _print_plan_line,
                 stop=stop,
+                connect=clients,
             )
     except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
         sys.exit(INTERRUPTED)
     if as_json:
-        echo_json({"at": epoch_to_iso(options.at), "target": options.target, **asdict(summary)})
+        earliest = None if summary.earliest is None else epoch_to_iso(summary.earliest)  # ISO, as every time
+        summary_json = {
+            "at": epoch_to_iso(options.at),
+            "target": options.target,
+            **asdict(summary),
+            "earliest": earliest,
+        }
+        echo_json(summary_json | ({"plan": plan} if options.dry_run else {}))
     else:
         click.echo(f"TIME: {epoch_to_iso(options.at)}")
         _print_summary(summary)
@@ -185,6 +220,20 @@ def restore_command(
         sys.exit(REJECTED)
 
 
+@dataclass(frozen=True)
+class WorkerClients:
+    """A worker process's own store and DynamoDB client, made as this command makes its own (picklable:
+    it crosses to each process of ``--processes``)."""
+
+    aws: Aws
+    bucket: str
+    workers: int
+
+    def __call__(self) -> tuple[Any, Any]:
+        store = self.aws.store(self.bucket, max_pool=max(64, self.workers * 2))
+        return store, self.aws.client("dynamodb", max_pool=max(64, self.workers))
+
+
 def stdin_is_terminal() -> bool:
     return sys.stdin.isatty()
 
@@ -194,6 +243,16 @@ def destructive_flags(options: RestoreOptions) -> list[str]:
     same_table = options.allow_same_table and options.target == options.source
     flags = [("--allow-same-table", same_table), ("--overwrite", options.overwrite), ("--sync", options.sync)]
     return [name for name, on in flags if on]
+
+
+def _refuse_before_the_backup(
+    options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSummary], store: ObjectStore
+) -> None:
+    """TIME before the table's first write (S3 write time) and nothing present at TIME (a dry run of the
+    plan says, only then): a wrong time, not an empty table; exit 5 before the target is created."""
+    first = preflight.first_write_after(store, options.prefix, options.source, options.at, options.tenant_segment)
+    if first is not None and plan(replace(options, dry_run=True, resume=False)).puts == 0:
+        raise preflight.before_first_write(options.source, first, options.at, "--at")
 
 
 def _confirm(options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSummary]) -> None:
@@ -241,6 +300,11 @@ def _ctrl_c_stops(stop: threading.Event) -> Iterator[None]:
     finally:
         if not stop.is_set():  # once stopping, a second Ctrl-C still aborts, until the process exits
             signal.signal(signal.SIGINT, previous)
+
+
+def _plan_entry(state: ItemState) -> dict[str, str]:
+    assert state.version is not None
+    return {"object_key": state.object_key, "version_id": state.version.version_id}
 
 
 def _print_plan_line(state: ItemState) -> None:

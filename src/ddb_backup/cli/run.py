@@ -11,7 +11,7 @@ from typing import Any
 import click
 
 from ddb_backup.cli import preflight
-from ddb_backup.cli.common import Aws, aws_options, bucket_options, naming_options
+from ddb_backup.cli.common import TABLE_NAME, Aws, aws_options, bucket_options, naming_options
 from ddb_backup.cli.output import echo_json, json_option
 
 START_AT = {"trim-horizon": "TRIM_HORIZON", "latest": "LATEST"}
@@ -46,7 +46,7 @@ def stop_on_ctrl_c(stop: threading.Event) -> Iterator[None]:
 
 @click.command("run")
 @bucket_options
-@click.option("--table", required=True, help="The table whose stream to back up.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The table whose stream to back up.")
 @click.option("--until-idle", is_flag=True, help="Stop once every open shard has no new records.")
 @click.option(
     "--checkpoint",
@@ -98,7 +98,8 @@ def run(
 
     \b
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
-    (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing.
+    (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing, 5 the
+    bucket (--bucket, or the --checkpoint's) does not exist.
     """
     from ddb_backup.capture.batch_response import capture_handler
     from ddb_backup.capture.stream_checkpoint import default_location, open_checkpoints
@@ -115,6 +116,7 @@ def run(
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
     stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     preflight.check_bucket(s3, bucket)
+    preflight.check_s3_url(s3, checkpoint or "", "--checkpoint")
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)
     checkpoints = open_checkpoints(checkpoint or default_location(bucket, settings.prefix, table), lambda: s3)
     stop = threading.Event()

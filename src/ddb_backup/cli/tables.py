@@ -30,18 +30,18 @@ def tables(bucket: str, prefix: str, tenant_column: str | None, no_tenants: bool
 
     \b
     Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 no tables under this prefix (the message
-    names the bucket's top-level folders).
+    names the prefixes found there instead, or the bucket's top-level folders).
     """
     tenancy = table_tenancy(tenant_column, no_tenants)
     store = checked_store(aws, bucket)
     names = list(table_names(store, prefix))
     prefixes = [name for name in names if preflight.looks_like_prefix(store, prefix, name)]
     summaries = [summarize_table(store, prefix, name, tenancy=tenancy) for name in names if name not in prefixes]
+    if not summaries:
+        preflight.no_tables(store, bucket, prefix, prefixes)
     where = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     for name in prefixes:
         click.echo(f"note: {name!r} is a prefix, not a table: `ddb-backup tables --prefix {where}{name}`", err=True)
-    if not summaries and not prefixes:
-        preflight.no_tables(store, bucket, prefix)
     if as_json:
         echo_json({"tables": [summary.as_dict() for summary in summaries], "prefixes": prefixes})
         return

@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
-from ddb_backup.cli.common import RATE, Aws, aws_options, bucket_options, naming_options, table_tenancy, tenancy_options
+from ddb_backup.cli.common import (
+    RATE,
+    TABLE_NAME,
+    THREADS,
+    Aws,
+    aws_options,
+    bucket_options,
+    naming_options,
+    table_tenancy,
+    tenancy_options,
+)
 from ddb_backup.cli.lookup import checked_store, describe_table
 from ddb_backup.cli.output import echo_json, json_option, short_key
 from ddb_backup.cli.preflight import NoSuchBucket, NothingMatches
@@ -33,10 +43,10 @@ DRIFT_HINT = (
 
 @click.command()
 @bucket_options
-@click.option("--table", required=True, help="The live table to compare with its backup.")
+@click.option("--table", type=TABLE_NAME, required=True, help="The live table to compare with its backup.")
 @click.option(
     "--segments",
-    type=click.IntRange(1, 1_000_000),
+    type=THREADS,
     default=DEFAULT_SEGMENTS,
     show_default=True,
     help="Parallel scan segments.",

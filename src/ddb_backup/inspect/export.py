@@ -228,7 +228,6 @@ class ExportManifest:
             "format": "ddb-backup-export/1",
             "table": self.table,
             "at": epoch_to_iso(self.at),
-            "at_epoch": self.at,
             "source": self.source,
             "input_format": "DYNAMODB_JSON",
             "input_compression_type": COMPRESSIONS[self.compression][1],
@@ -297,11 +296,14 @@ def export_table(
     settings: ExportSettings | None = None,
     resolver: Resolver | None = None,
     on_progress: Callable[[int], None] | None = None,
+    on_empty: Callable[[], None] | None = None,
 ) -> ExportManifest:
     """Write every item present at ``when`` to ``destination``; the manifest goes last. Each present
     object is read and resolved (``restore.resolve``): stray objects are skipped and counted in the
     manifest, an item held under several names is written once. ``on_progress(items written so far)``
-    after each item (the caller throttles what it shows)."""
+    after each item (the caller throttles what it shows). ``on_empty()`` when no item was present, before
+    anything is written: it may raise to refuse an empty export (the command line does when TIME precedes
+    the backup)."""
     settings = settings or ExportSettings(compression=manifest.compression)
     if settings.compression not in COMPRESSIONS:
         raise UserError(f"unknown compression {settings.compression!r}", f"use one of {', '.join(COMPRESSIONS)}")
@@ -324,6 +326,8 @@ def export_table(
             written += 1
             if on_progress is not None:
                 on_progress(written)
+    if written == 0 and on_empty is not None:
+        on_empty()
     parts.finish()
     manifest.skipped = resolver.skips.as_dict()
     destination.write_text(MANIFEST, json.dumps(manifest.as_dict(), indent=2) + "\n")
