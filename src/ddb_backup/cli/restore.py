@@ -9,7 +9,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import asdict, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from types import FrameType
 from typing import Any
@@ -78,6 +78,14 @@ def parse_key(text: str) -> str:
     help="Write units per second at most (default: no limit).",
 )
 @click.option("--workers", type=THREADS, default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads.")
+@click.option(
+    "--processes",
+    type=click.IntRange(0, 64),
+    default=0,
+    show_default=True,
+    metavar="N",
+    help="Processes that write, each with --workers threads (0: one per core, at most one per key range).",
+)
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(
     "--segment",
@@ -123,8 +131,10 @@ def restore_command(
     may not be the source table unless --allow-same-table. Writes are BatchWriteItem in 25s,
     retried with backoff; a checkpoint file (./ddb-backup-restore-TARGET.json, or --checkpoint)
     makes an interrupted restore resumable: run the same command again with --resume.
-    --segment I --total-segments N splits the work over N processes or machines (like a parallel
-    scan); each restores its share of the items, together the whole table.
+    The writes spread over one process per core (--processes; 1 keeps one process), each with
+    its own clients and --workers threads, one progress bar and one summary. --segment I
+    --total-segments N splits the work over N commands or machines (like a parallel scan); each
+    restores its share of the items, together the whole table.
 
     --overwrite, --sync and --allow-same-table change a live table: on a terminal the restore
     first shows the target, TIME (UTC and local) and the items it would put and delete, and
@@ -168,6 +178,7 @@ def restore_command(
         preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
     _refuse_before_the_backup(options, lambda opts: restore(opts, store, dynamodb), store)
+    clients = WorkerClients(aws, bucket, options.workers)
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
     stop = threading.Event()
@@ -183,6 +194,7 @@ def restore_command(
                 ),
                 on_plan=(lambda state: plan.append(_plan_entry(state))) if as_json else _print_plan_line,
                 stop=stop,
+                connect=clients,
             )
     except (KeyboardInterrupt, RestoreInterrupted):
         click.echo("interrupted: run the same command again with --resume to finish", err=True)
@@ -206,6 +218,20 @@ def restore_command(
             err=True,
         )
         sys.exit(REJECTED)
+
+
+@dataclass(frozen=True)
+class WorkerClients:
+    """A worker process's own store and DynamoDB client, made as this command makes its own (picklable:
+    it crosses to each process of ``--processes``)."""
+
+    aws: Aws
+    bucket: str
+    workers: int
+
+    def __call__(self) -> tuple[Any, Any]:
+        store = self.aws.store(self.bucket, max_pool=max(64, self.workers * 2))
+        return store, self.aws.client("dynamodb", max_pool=max(64, self.workers))
 
 
 def stdin_is_terminal() -> bool:

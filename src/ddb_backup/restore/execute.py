@@ -39,6 +39,7 @@ from ddb_backup.restore.options import (
     validate,
 )
 from ddb_backup.restore.plan import PointInTime
+from ddb_backup.restore.processes import FanOut, process_count
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.rejects import RejectsFile
 from ddb_backup.restore.resolve import Resolver
@@ -46,6 +47,7 @@ from ddb_backup.restore.scope import restore_ranges
 from ddb_backup.restore.state import iter_states
 from ddb_backup.restore.sync import delete_absent, name_digest
 from ddb_backup.restore.target import Target, check_items_fit, prepare_target, source_schema
+from ddb_backup.restore.worker import Connect
 from ddb_backup.restore.writer import RESUME_HINT, BatchWriter
 from ddb_backup.store import ObjectStore, StoreError
 
@@ -62,8 +64,12 @@ def restore(
     on_plan: PlanLine | None = None,
     now: Callable[[], float] = time.time,
     stop: threading.Event | None = None,
+    connect: Connect | None = None,
 ) -> RestoreSummary:
     """Restore ``options.source`` at ``options.at`` into ``options.target``; returns the summary.
+
+    ``connect`` makes another process's own clients (``worker.Connect``): with it, the writes spread over
+    ``options.processes`` processes (0: one per core; ``restore.processes``); without it, one process.
 
     Raises ``UserError`` for what the user must change (nothing written), ``BackupError`` when AWS or
     S3 fail past retries and ``RestoreInterrupted`` once ``stop`` is set; after the last two the
@@ -71,7 +77,7 @@ def restore(
     ``summary.rejected`` and written to ``options.rejects_path`` (README, "Restore exit codes").
     """
     validate(options, now())
-    return _Restore(options, store, dynamodb, progress, on_plan, stop or threading.Event()).run()
+    return _Restore(options, store, dynamodb, progress, on_plan, stop or threading.Event(), connect).run()
 
 
 class _Restore:
@@ -83,14 +89,16 @@ class _Restore:
         progress: Progress | None,
         on_plan: PlanLine | None,
         stop: threading.Event,
+        connect: Connect | None,
     ) -> None:
-        self.options, self.store, self.dynamodb = options, store, dynamodb
+        self.options, self.store, self.dynamodb, self.connect = options, store, dynamodb, connect
         self.progress, self.on_plan, self.stop = progress, on_plan, stop
         self.summary = RestoreSummary(dry_run=options.dry_run)
         self.when = PointInTime(options.at, options.max_lag)
         self.items = ItemFlow(options, store, dynamodb, self.summary, stop, self._show)
         self._shown = 0.0
         self._dry_present: set[bytes] = set()
+        self.remote = RestoreSummary()  # what worker processes wrote (acknowledged puts, retries)
 
     @property
     def resolver(self) -> Resolver | None:
@@ -176,11 +184,19 @@ class _Restore:
         self.summary.ranges = len(ranges)
         self.summary.ranges_already_done = len(ranges) - len(pending)
         rejects = RejectsFile(self.options.rejects_path, at=self.options.at)
-        writer = self.items.writer(target, rejects)
+        writer = self.items.writer(target, rejects.add)
         try:
             if checkpoint.phase != PHASE_SYNC:
-                self.items.write_ranges(pending, writer, checkpoint.finish_range)
-                writer.drain(lambda: self._show(writer))  # every write acknowledged: all done callbacks ran
+                count = process_count(self.options, len(pending), self.connect)
+                if count > 1 and self.connect is not None:
+                    self.summary.processes = count
+                    self.remote = FanOut(
+                        self.options, self.connect, target, checkpoint, rejects, self.stop, self.summary,
+                        self._show, self.resolver.skips if self.resolver else None,
+                    ).run(pending, count)  # fmt: skip
+                else:
+                    self.items.write_ranges(pending, writer, checkpoint.finish_range)
+                    writer.drain(lambda: self._show(writer))  # every write acknowledged: all done callbacks ran
                 raise_if_stopped(self.stop)
                 self._check_all_finished(pending, checkpoint)
             if self.options.sync:
@@ -196,6 +212,8 @@ class _Restore:
             raise
         finally:
             self.items.collect(writer, rejects)
+            for name in ("puts", "retries", "throttled"):
+                setattr(self.summary, name, getattr(self.summary, name) + getattr(self.remote, name))
             checkpoint.save_if_changed()
 
     def _check_all_finished(self, ranges: list[KeyRange], checkpoint: Checkpoint) -> None:
@@ -211,7 +229,8 @@ class _Restore:
             return
         self._shown = moment
         if writer is not None:
-            self.summary.puts, self.summary.deletes = writer.stats.puts, writer.stats.deletes
+            self.summary.puts = writer.stats.puts + self.remote.puts
+            self.summary.deletes = writer.stats.deletes
         self.progress(self.summary)
 
     def _sync(self, target: Target, writer: BatchWriter | None, present: set[bytes]) -> None:

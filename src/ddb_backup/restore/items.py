@@ -21,7 +21,7 @@ from ddb_backup.restore.state import map_ranges
 from ddb_backup.restore.sync import key_digest
 from ddb_backup.restore.target import Target, image_key_problem
 from ddb_backup.restore.timeline import ItemState
-from ddb_backup.restore.writer import BatchWriter, key_of
+from ddb_backup.restore.writer import BatchWriter, Reject, key_of
 from ddb_backup.store import ObjectStore
 
 FinishRange = Callable[[int, list[bytes]], None]
@@ -65,7 +65,7 @@ class ItemFlow:
     def list_workers(self) -> int:
         return self.options.workers  # listing threads also HEAD the versions S3's clock cannot decide
 
-    def writer(self, target: Target, rejects: RejectsFile) -> BatchWriter:
+    def writer(self, target: Target, on_reject: Reject) -> BatchWriter:
         return BatchWriter(
             self.dynamodb,
             target.name,
@@ -74,7 +74,7 @@ class ItemFlow:
             batch_size=self.options.batch_size,
             limiter=TokenBucket(self.options.write_rate) if self.options.write_rate else None,
             max_retry_seconds=self.options.max_retry_seconds,
-            on_reject=rejects.add,
+            on_reject=on_reject,
             stop=self.stop,
         )
 

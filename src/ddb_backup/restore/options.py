@@ -48,6 +48,7 @@ class RestoreOptions:
     batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
     scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
     rejects: Path | None = None  # where items the target refuses go (default: next to the checkpoint)
+    processes: int = 1  # processes that write (0: one per core); more than 1 needs ``restore(connect=...)``
     tenancy: Tenancy | None = None  # --tenant-column/--no-tenants: the table's tenant attribute (tenancy.py)
 
     @property
@@ -101,6 +102,7 @@ class RestoreSummary:
     earliest: float | None = None  # oldest S3 write time seen
     target_created: bool = False
     dry_run: bool = False
+    processes: int = 1  # that wrote the items (``--processes``)
     warnings: list[str] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -114,6 +116,7 @@ class RestoreSummary:
             *([f"rejected by the target: {self.rejected} (in {self.rejects_path})"] if self.rejected else []),
             f"metadata reads: {self.metadata_reads}",
             f"ranges: {self.ranges} ({self.ranges_already_done} done before this run)",
+            *([f"processes: {self.processes}"] if self.processes > 1 else []),
             f"seconds: {self.seconds:.1f}",
         ]
 
@@ -163,6 +166,8 @@ def validate(options: RestoreOptions, now: float) -> None:
         raise UserError("--write-rate must be a positive number of write units per second", "e.g. --write-rate 500")
     if options.workers < 1:
         raise UserError("--workers must be at least 1", "e.g. --workers 32")
+    if options.processes < 0:
+        raise UserError("--processes must be 0 (one per core) or more", "e.g. --processes 2")
 
 
 def add_warnings(summary: RestoreSummary, at: float, skipped: list[str]) -> None:

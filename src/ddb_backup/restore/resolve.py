@@ -82,6 +82,14 @@ class Skips:
             if len(shown) < MAX_EXAMPLES:
                 shown.append(object_key)
 
+    def merge(self, skipped: Mapping[str, Any]) -> None:
+        """Add another process's skips (``as_dict()``), examples kept to the bound."""
+        with self._lock:
+            for reason, info in skipped.items():
+                self.counts[reason] += info["objects"]
+                shown = self.examples.setdefault(reason, [])
+                shown += info["examples"][: MAX_EXAMPLES - len(shown)]
+
     @property
     def total(self) -> int:
         return sum(self.counts.values())

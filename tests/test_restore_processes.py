@@ -1,0 +1,118 @@
+"""Restore over worker processes, end to end through moto's HTTP server (in-process mocks do not cross
+processes): the same table as one process, an interrupted run that resumes exactly, ``--sync``.
+
+GIVEN items backed up into a bucket on moto's server, cut into the plain-text scheme's 95 key ranges,
+WHEN a restore spreads its writes over two worker processes (each with its own clients), THEN the
+target, the summary, the checkpoint and the rejects behave as the one-process restore's do.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddb_backup.aws.clients import make_client
+from ddb_backup.cli.common import Aws
+from ddb_backup.cli.restore import WorkerClients
+from ddb_backup.lab.emulator import reset
+from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, RestoreSummary, restore
+from ddb_backup.restore.plan import TEXT
+from ddb_backup.restore.processes import process_count
+from test_e2e_restore import backed_up_items, scan_all, source_table
+
+pytestmark = pytest.mark.e2e
+ITEMS = 30  # every 10th removed: 27 present at TIME
+
+
+@pytest.fixture
+def moto(moto_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    reset(moto_url)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_url)  # the worker processes inherit it
+    return moto_url
+
+
+def options(tmp_path: Path, target: str, **changes: Any) -> RestoreOptions:
+    fields: dict[str, Any] = {
+        "bucket": "bk-restore",
+        "source": "orders",
+        "target": target,
+        "at": time.time(),
+        "checkpoint": tmp_path / f"{target}.json",
+        "scheme": TEXT,  # 95 key ranges, though the table is small
+        "workers": 4,
+        "processes": 2,
+    }
+    return RestoreOptions(**{**fields, **changes})
+
+
+def run(moto: str, opts: RestoreOptions, **kw: Any) -> RestoreSummary:
+    aws = Aws(endpoint_url=moto)
+    clients = WorkerClients(aws, opts.bucket, opts.workers)
+    store, dynamodb = clients()
+    return restore(opts, store, dynamodb, connect=clients, **kw)
+
+
+def test_two_processes_restore_exactly_what_one_process_restores(moto: str, tmp_path: Path) -> None:
+    ddb = make_client("dynamodb")
+    backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    source_table(ddb)
+    at = time.time()
+    one = run(moto, options(tmp_path, "one", at=at, processes=1))
+    two = run(moto, options(tmp_path, "two", at=at))
+    assert scan_all(ddb, "two") == scan_all(ddb, "one") and len(scan_all(ddb, "one")) == 27
+    for name in ("items", "puts", "skipped", "image_reads", "ranges", "rejected", "deletes"):
+        assert getattr(two, name) == getattr(one, name), name
+    assert two.warnings == one.warnings
+    assert (one.processes, two.processes) == (1, 2)  # the writes did go through two worker processes
+    assert not (tmp_path / "two.json").exists()
+
+
+def test_an_interrupted_process_restore_keeps_its_checkpoint_and_resumes_exactly(moto: str, tmp_path: Path) -> None:
+    ddb = make_client("dynamodb")
+    backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    source_table(ddb)
+    stop = threading.Event()
+
+    def stop_once_written(summary: RestoreSummary) -> None:
+        if summary.puts > 0:
+            stop.set()  # what the first Ctrl-C does
+
+    # WHEN a slow restore (2 items/s over both processes) is stopped once some items are written
+    slow = options(tmp_path, "copy", write_rate=2.0, batch_size=1)
+    with pytest.raises(RestoreInterrupted):
+        run(moto, slow, progress=stop_once_written, stop=stop)
+    # THEN it stopped long before the end, and the checkpoint says which ranges are done
+    partial = len(scan_all(ddb, "copy"))
+    assert 0 < partial < 27
+    assert (tmp_path / "copy.json").exists()
+    # WHEN the same restore runs again with resume, THEN the table is exactly the state at TIME
+    resumed = run(moto, options(tmp_path, "copy", at=slow.at, resume=True))
+    assert resumed.ranges_already_done > 0
+    assert sorted(item["pk"]["S"] for item in scan_all(ddb, "copy")) == [f"item{n:03d}" for n in range(ITEMS) if n % 10]
+    assert not (tmp_path / "copy.json").exists()
+
+
+def test_sync_on_the_process_path_deletes_only_what_was_absent_at_t(moto: str, tmp_path: Path) -> None:
+    ddb = make_client("dynamodb")
+    backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    source_table(ddb)
+    source_table(ddb, "copy")
+    ddb.put_item(TableName="copy", Item={"pk": {"S": "extra"}, "sk": {"N": "1"}})
+    ddb.put_item(TableName="copy", Item={"pk": {"S": "item000"}, "sk": {"N": "0"}})  # removed at TIME
+    summary = run(moto, options(tmp_path, "copy", overwrite=True, sync=True))
+    assert (summary.puts, summary.deletes) == (27, 2)
+    assert sorted(item["pk"]["S"] for item in scan_all(ddb, "copy")) == [f"item{n:03d}" for n in range(ITEMS) if n % 10]
+
+
+def test_how_many_processes() -> None:
+    clients = WorkerClients(Aws(), "b", 4)
+    base = RestoreOptions(bucket="b", source="s", target="t", at=0.0)
+    assert process_count(base, 95, clients) == 1  # the library's default: one process
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 0}), 95, clients) >= 1
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 3, clients) == 3
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 95, None) == 1
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4, "dry_run": True}), 95, clients) == 1
