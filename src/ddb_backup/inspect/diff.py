@@ -11,9 +11,10 @@ identical image written again is unchanged.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from ddb_backup.format.keys import KeySchema
@@ -27,6 +28,7 @@ from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, st
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
 
 ADDED, REMOVED, CHANGED, UNCHANGED = "added", "removed", "changed", "unchanged"
+_MD5_NAME = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -128,27 +130,75 @@ def diff_table(
     if resolver is None:
         resolver = _resolver(store, ranges, schema, prefix, table)
     diff = _Diff(resolver, start, end, max_lag, ranges)
-
-    def pairs() -> Iterator[ItemPair]:
-        def work(key_range: KeyRange) -> Iterator[tuple[ItemPair, int]]:
-            return range_pairs(store, key_range, start, end, max_lag=max_lag)
-
-        for _, result in map_ranges(ranges, work, workers):
-            if result is None:
-                continue
-            pair, reads = result
-            counts.metadata_reads += reads
-            if pair.before.present or pair.after.present or pair.touched:
-                yield pair
-
-    for _, change in map_bounded(diff.compare, pairs(), workers=read_workers):
+    listing = _Listing(store, ranges, start, end, max_lag, workers, counts)
+    for _, change in map_bounded(diff.compare, listing.pairs(), workers=read_workers):
         if change is None:
             counts.count(UNCHANGED)
         elif isinstance(change, ItemChange):
             counts.count(change.kind)
             yield change
+    if listing.orphans:  # the original tool's deletes under names that never held a version: whose?
+        orphans = listing.orphans
+        for _, change in map_bounded(lambda pair: diff.deleted_elsewhere(pair, orphans), listing.unchanged_md5()):
+            if isinstance(change, ItemChange):
+                counts.unchanged -= 1
+                counts.count(change.kind)
+                yield change
     counts.skipped = resolver.skips.total
     counts.unchanged -= diff.counted_twice
+
+
+@dataclass
+class _Listing:
+    """The table's objects, each decided at both times (one listing per pass)."""
+
+    store: ObjectStore
+    ranges: Sequence[KeyRange]
+    start: float
+    end: float
+    max_lag: float
+    workers: int
+    counts: DiffCounts
+    orphans: set[str] = field(default_factory=set)  # see _orphan_delete
+
+    def _all(self) -> Iterator[tuple[ItemPair, int]]:
+        def work(key_range: KeyRange) -> Iterator[tuple[ItemPair, int]]:
+            return range_pairs(self.store, key_range, self.start, self.end, max_lag=self.max_lag)
+
+        for _, result in map_ranges(self.ranges, work, self.workers):
+            if result is not None:
+                yield result
+
+    def pairs(self) -> Iterator[ItemPair]:
+        """The objects with something at either time, or a change between them."""
+        for pair, reads in self._all():
+            self.counts.metadata_reads += reads
+            if _orphan_delete(pair):
+                self.orphans.add(pair.object_key)
+            if pair.before.present or pair.after.present or pair.touched:
+                yield pair
+
+    def unchanged_md5(self) -> Iterator[ItemPair]:
+        """The objects with an MD5 name holding the same present version at both times (a second listing)."""
+        for pair, _ in self._all():
+            if pair.same_version and pair.before.present and _MD5_NAME.fullmatch(_name(pair.object_key)):
+                yield pair
+
+
+def _name(object_key: str) -> str:
+    return object_key.rsplit("/", 1)[-1]
+
+
+def _orphan_delete(pair: ItemPair) -> bool:
+    """A delete marker between the times on an MD5 name that held no item at either time and whose change
+    in effect at the start (if any) was a delete marker too: the original tool deleted an item under the
+    key order its Lambda hashed, while another order's name holds the item's image."""
+    first, last = pair.before.decided_by, pair.after.decided_by
+    if pair.before.present or pair.after.present or last is None or not last.is_delete_marker:
+        return False
+    if first is not None and (not first.is_delete_marker or first.version_id == last.version_id):
+        return False
+    return _MD5_NAME.fullmatch(_name(pair.object_key)) is not None
 
 
 def _resolver(
@@ -216,6 +266,25 @@ class _Diff:
         if change is not NOT_MINE:
             self._other_names_unchanged(found)
         return change
+
+    def deleted_elsewhere(self, pair: ItemPair, orphans: set[str]) -> ItemChange | object | None:
+        """An object counted unchanged unread (same version at both times) whose item one of the ``orphans``
+        deleted (one GET, then the merge's LISTs, only for items with an orphan among their names)."""
+        version = pair.before.version
+        if version is None:
+            return None
+        try:
+            stored = self.resolver.store.get(pair.object_key, version.version_id)
+        except NoSuchVersion:
+            return None
+        found = self.resolver.inspect(pair.object_key, stored)
+        if not isinstance(found, Inspected) or not orphans.intersection(self.resolver.other_names(found)):
+            return None
+        first = self.resolver.winner(found, pair.before, self.start, max_lag=self.max_lag)
+        last = self.resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
+        if first is None or first.object_key != found.object_key or last is None or last.object_key not in orphans:
+            return None  # another name reports the item (or it was not this name's at the start)
+        return _change(found.object_key, self.resolver.image_of(first), None, self.resolver.schema)
 
     def _other_names_unchanged(self, found: Inspected) -> None:
         """Every other name of the item (in the diff's ranges) holding the same present version at both
