@@ -1,4 +1,5 @@
-"""The native S3 path: PutObject, DeleteObject, GetObject and HeadObject through awscrt's S3 client.
+"""The native S3 path: PutObject, DeleteObject, GetObject, HeadObject and ListObjectVersions through
+awscrt's S3 client.
 
 Why: through boto3 each of these requests costs about 2 ms of CPU on this machine (signing, urllib3,
 hooks, parsing), which caps capture at ~300 records/s on one interpreter; awscrt (the AWS Common
@@ -8,8 +9,11 @@ version id (the delete marker's id is part of our store contract) and headers it
 (``x-amz-expected-bucket-owner``) are added after signing, which S3 refuses for ``x-amz-*`` headers.
 awscrt signs every header we send, answers every header S3 returns, and is AWS's own library.
 
-Everything else (ListObjectVersions, GetBucketVersioning, anything cold) stays on the boto3 client
-this store is made from; that client also supplies the endpoint (``AWS_ENDPOINT_URL`` or
+ListObjectVersions is a signed GET of the bucket with the query botocore sends (``encoding-type=url``),
+its XML read by ElementTree: botocore's parser and handlers cost ~86 us of CPU per listed version in a
+restore (two XML parses per page, one to look for an error), most of a restore's listing. Everything
+else (GetBucketVersioning, anything cold) stays on the boto3 client this store is made from; that
+client also supplies the endpoint (``AWS_ENDPOINT_URL`` or
 ``--endpoint-url``), the region and the credentials (botocore's chain: env, profile, container or
 instance role, Lambda's role), so both paths talk to the same place as the same principal.
 
@@ -33,8 +37,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, unquote_plus, urlsplit
+from xml.etree import ElementTree
 
+from ddb_backup.aws.timestamps import parse_timestamp
 from ddb_backup.store.base import (
     NoSuchVersion,
     ObjectStore,
@@ -44,7 +50,8 @@ from ddb_backup.store.base import (
     StoreError,
     VersionEntry,
 )
-from ddb_backup.store.s3 import S3Store
+from ddb_backup.store.pages import PageSizes
+from ddb_backup.store.s3 import S3Store, list_pages
 
 S3_CLIENT_ENV = "DDB_BACKUP_S3_CLIENT"
 AUTO, NATIVE, BOTO3 = "auto", "native", "boto3"
@@ -205,9 +212,16 @@ class NativeS3Store:
     def _send(
         self, method: str, key: str, version_id: str | None = None, body: bytes = b"", headers: Mapping[str, str] = {}
     ) -> _Answer:
-        from awscrt.http import HttpHeaders, HttpRequest
 
         host, path = self._target(key, version_id)
+        what = f"{method} s3://{self.bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
+        return self._request(method, host, path, what, body, headers, _OPERATIONS[method])
+
+    def _request(
+        self, method: str, host: str, path: str, what: str, body: bytes, headers: Mapping[str, str], operation: str
+    ) -> _Answer:
+        from awscrt.http import HttpHeaders, HttpRequest
+
         fields = [("Host", host), *headers.items()]
         if method == "PUT":
             fields.append(("Content-Length", str(len(body))))
@@ -216,12 +230,11 @@ class NativeS3Store:
         request = HttpRequest(method, path, HttpHeaders(fields), io.BytesIO(body) if method == "PUT" else None)
         answer = _Answer()
         crt = self.crt
-        what = f"{method} s3://{self.bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
         try:
             sent = crt.client.make_request(
                 type=crt.s3.S3RequestType.DEFAULT,
                 request=request,
-                operation_name=_OPERATIONS[method],
+                operation_name=operation,
                 on_headers=answer.on_headers,
                 on_body=answer.on_body,
             )
@@ -271,10 +284,31 @@ class NativeS3Store:
         return _stored(key, self._send("HEAD", key, version_id).headers, b"")
 
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
-        return self.cold.list_versions(prefix, key_marker=key_marker)
+        return list_pages(self._page, {"Bucket": self.bucket}, prefix, key_marker, None)
 
     def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
-        return self.cold.list_versions_until(prefix, end=end, key_marker=key_marker)
+        return list_pages(self._page, {"Bucket": self.bucket}, prefix, key_marker, PageSizes(end, key_marker))
+
+    def _page(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """One ListObjectVersions page (boto3's arguments and answer shape), asked for as botocore asks:
+        ``encoding-type=url``, so any key survives the XML (S3 API reference, ListObjectVersions)."""
+        query = {"versions": "", "encoding-type": "url", "prefix": args["Prefix"], "max-keys": str(args["MaxKeys"])}
+        if args.get("KeyMarker"):
+            query["key-marker"] = args["KeyMarker"]
+        if args.get("VersionIdMarker"):
+            query["version-id-marker"] = args["VersionIdMarker"]
+        text = "&".join(f"{name}={quote(value, safe='-_.~')}" for name, value in sorted(query.items()))
+        host = self.crt.host
+        if host.endswith("amazonaws.com") and "." not in self.bucket:
+            host, path = f"{self.bucket}.{host}", f"/?{text}"
+        else:
+            path = f"/{self.bucket}?{text}"
+        what = f"ListObjectVersions s3://{self.bucket}/{args['Prefix']}"
+        answer = self._request("GET", host, path, what, b"", {}, "ListObjectVersions")
+        try:
+            return parse_listing(answer.body)
+        except (ElementTree.ParseError, KeyError, ValueError) as err:
+            raise StoreError(f"{what}: unreadable answer: {err}") from err
 
     def versioning_enabled(self) -> bool:
         return self.cold.versioning_enabled()
@@ -316,3 +350,39 @@ def _http_date(text: str) -> datetime:
         return parsedate_to_datetime(text)
     except (TypeError, ValueError) as err:
         raise StoreError(f"S3 answered an unreadable Last-Modified {text!r}") from err
+
+
+def parse_listing(body: bytes) -> dict[str, Any]:
+    """A ListObjectVersions answer (XML) as boto3 answers it: ``Versions`` and ``DeleteMarkers`` rows with
+    ``LastModified`` as aware datetimes, keys URL-decoded when S3 says ``EncodingType`` url."""
+    root = ElementTree.fromstring(body)
+    page: dict[str, Any] = {"Versions": [], "DeleteMarkers": []}
+    for node in root:
+        tag = node.tag.rpartition("}")[2]
+        if tag in ("Version", "DeleteMarker"):
+            page["Versions" if tag == "Version" else "DeleteMarkers"].append(_row(node))
+        elif tag in ("IsTruncated", "NextKeyMarker", "NextVersionIdMarker", "EncodingType"):
+            page[tag] = node.text or ""
+    page["IsTruncated"] = page.get("IsTruncated") == "true"
+    if page.get("EncodingType") == "url":
+        for row in page["Versions"] + page["DeleteMarkers"]:
+            row["Key"] = unquote_plus(row["Key"])
+        if "NextKeyMarker" in page:
+            page["NextKeyMarker"] = unquote_plus(page["NextKeyMarker"])
+    return page
+
+
+def _row(node: ElementTree.Element) -> dict[str, Any]:
+    row: dict[str, Any] = {}
+    for child in node:
+        tag = child.tag.rpartition("}")[2]
+        text = child.text or ""
+        if tag == "LastModified":
+            row[tag] = parse_timestamp(text)
+        elif tag == "IsLatest":
+            row[tag] = text == "true"
+        elif tag == "Size":
+            row[tag] = int(text)
+        elif tag in ("Key", "VersionId", "ETag"):
+            row[tag] = text
+    return row

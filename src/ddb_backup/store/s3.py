@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
@@ -132,39 +132,18 @@ class S3Store:
         return self._stored(key, self._read("head_object", key, version_id), b"")
 
     def list_versions(self, prefix: str, *, key_marker: str | None = None) -> Iterator[VersionEntry]:
-        return self._list(prefix, key_marker, None)
+        return list_pages(self._page, self._bucket, prefix, key_marker, None)
 
     def list_versions_until(self, prefix: str, *, end: str, key_marker: str | None = None) -> Iterator[VersionEntry]:
         """``list_versions`` that ends after key ``end``: pages sized to end near it (``store.pages``)."""
-        return self._list(prefix, key_marker, PageSizes(end, key_marker))
+        return list_pages(self._page, self._bucket, prefix, key_marker, PageSizes(end, key_marker))
 
-    def _list(self, prefix: str, key_marker: str | None, sizes: PageSizes | None) -> Iterator[VersionEntry]:
-        args: dict[str, Any] = {
-            **self._bucket,
-            "Prefix": prefix,
-            "MaxKeys": MAX_PAGE if sizes is None else sizes.first(),
-        }
-        if key_marker:
-            args["KeyMarker"] = key_marker
-        while True:
-            try:
-                page = self.client.list_object_versions(**args)
-            except (ClientError, BotoCoreError) as err:
-                raise _translate(err, f"ListObjectVersions s3://{self.bucket}/{prefix}") from err
-            entries = merge_page(page)
-            yield from entries
-            if not page.get("IsTruncated"):
-                return
-            args["KeyMarker"] = page["NextKeyMarker"]
-            if page.get("NextVersionIdMarker"):
-                args["VersionIdMarker"] = page["NextVersionIdMarker"]
-            else:
-                args.pop("VersionIdMarker", None)
-            if sizes is not None and entries:
-                if _past(entries[-1].key, sizes.end):
-                    return
-                keys = len({entry.key for entry in entries})
-                args["MaxKeys"] = sizes.next(len(entries), keys, entries[0].key, entries[-1].key)
+    def _page(self, args: dict[str, Any]) -> Mapping[str, Any]:
+        try:
+            page: Mapping[str, Any] = self.client.list_object_versions(**args)
+        except (ClientError, BotoCoreError) as err:
+            raise _translate(err, f"ListObjectVersions s3://{self.bucket}/{args['Prefix']}") from err
+        return page
 
     def versioning_enabled(self) -> bool:
         try:
@@ -172,6 +151,35 @@ class S3Store:
         except (ClientError, BotoCoreError) as err:
             raise _translate(err, f"GetBucketVersioning s3://{self.bucket}") from err
         return bool(answer.get("Status") == "Enabled")
+
+
+Page = Callable[[dict[str, Any]], Mapping[str, Any]]
+
+
+def list_pages(
+    page_of: Page, bucket: Mapping[str, str], prefix: str, key_marker: str | None, sizes: PageSizes | None
+) -> Iterator[VersionEntry]:
+    """A ListObjectVersions listing, page after page (``page_of(args)``: one page, in boto3's shape, for
+    boto3's arguments), each page merged (``merge_page``); with ``sizes``, pages end near ``sizes.end``."""
+    args: dict[str, Any] = {**bucket, "Prefix": prefix, "MaxKeys": MAX_PAGE if sizes is None else sizes.first()}
+    if key_marker:
+        args["KeyMarker"] = key_marker
+    while True:
+        page = page_of(args)
+        entries = merge_page(page)
+        yield from entries
+        if not page.get("IsTruncated"):
+            return
+        args["KeyMarker"] = page["NextKeyMarker"]
+        if page.get("NextVersionIdMarker"):
+            args["VersionIdMarker"] = page["NextVersionIdMarker"]
+        else:
+            args.pop("VersionIdMarker", None)
+        if sizes is not None and entries:
+            if _past(entries[-1].key, sizes.end):
+                return
+            keys = len({entry.key for entry in entries})
+            args["MaxKeys"] = sizes.next(len(entries), keys, entries[0].key, entries[-1].key)
 
 
 def _past(key: str, end: str) -> bool:
@@ -196,6 +204,8 @@ def merge_page(page: Mapping[str, Any]) -> list[VersionEntry]:
         )
         for row in page.get("Versions", [])
     ]
+    if not page.get("DeleteMarkers"):
+        return entries  # one list, already in S3's order (which knows the order within a second too)
     entries += [
         VersionEntry(
             key=row["Key"],
