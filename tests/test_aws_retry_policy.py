@@ -79,3 +79,13 @@ def test_every_client_makes_the_documented_number_of_attempts_in_all() -> None:
     for service in ("s3", "dynamodb", "dynamodbstreams"):
         client = aws.make_client(service, endpoint_url="http://127.0.0.1:9", region="us-east-1")
         assert client.meta.config.retries["total_max_attempts"] == aws.DEFAULT_MAX_ATTEMPTS == MAX_RETRIES + 1 == 8
+
+
+def test_the_last_attempt_is_not_called_still_trying(notes: list[str]) -> None:
+    """The unreachable endpoint said "still trying after 8 attempts" just before giving up: 8 was all."""
+    hook = aws._on_retry("s3", max_attempts=8)
+    old: dict[str, Any] = {"context": {"ddb_backup_started": time.monotonic() - aws.NOTICE_AFTER_SECONDS - 1}}
+    hook(attempts=8, caught_exception=EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), request_dict=old)
+    assert notes == []
+    hook(attempts=7, caught_exception=EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), request_dict=old)
+    assert len(notes) == 1

@@ -51,14 +51,15 @@ def fast_timestamps(session: Any) -> None:
     factory.set_parser_defaults(timestamp_parser=parse_timestamp)
 
 
-def _on_retry(service: str) -> Callable[..., None]:
-    """A ``needs-retry`` hook that tells ``notify`` once per request when retries have gone on for a while.
-    Returns None: botocore's own handler decides whether and when to retry."""
+def _on_retry(service: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[..., None]:
+    """A ``needs-retry`` hook that tells ``notify`` once per request when retries have gone on for a while
+    (not after the last of ``max_attempts``: nothing is still trying then). Returns None: botocore's own
+    handler decides whether and when to retry."""
 
     def hook(attempts: int = 0, caught_exception: Exception | None = None, request_dict: Any = None, **_: Any) -> None:
         context = request_dict.get("context", {}) if isinstance(request_dict, dict) else {}
         started = context.setdefault("ddb_backup_started", time.monotonic())
-        failing = caught_exception is not None or attempts > 1
+        failing = (caught_exception is not None or attempts > 1) and attempts < max_attempts
         waited = time.monotonic() - started
         if failing and notify is not None and not context.get("ddb_backup_noticed") and waited >= NOTICE_AFTER_SECONDS:
             context["ddb_backup_noticed"] = True
@@ -86,5 +87,5 @@ def make_client(
         region_name=region,
         config=client_config(max_pool=max_pool, max_attempts=max_attempts),
     )
-    client.meta.events.register("needs-retry", _on_retry(service))  # every operation of this client
+    client.meta.events.register("needs-retry", _on_retry(service, max_attempts))  # every operation of this client
     return client
