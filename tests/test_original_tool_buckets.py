@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup.capture.engine import Capture, CaptureSettings
-from ddb_backup.cli.preflight import looks_like_prefix
+from ddb_backup.cli.preflight import NothingMatches, check_tenant, looks_like_prefix
 from ddb_backup.errors import UserError
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import save_schema
@@ -612,6 +612,16 @@ def test_11_2_without_any_record_the_fallback_is_ambiguous_and_an_option_decides
     # AND --tenant-column names the attribute: only a folder that attribute gives is a tenant
     items, _ = restored(store, T0 + 50, tmp_path, target="status", tenancy=Tenancy("status"))
     assert sorted(items) == ["u4"]
+
+
+def test_11_2_a_wrong_tenant_on_a_table_without_tenants_names_no_made_up_tenants() -> None:
+    # GIVEN the shared bucket: stack A's table orders has no tenants (our versions say so), and its folder
+    # holds stack B's customers/ and a stray old/ sub-folder
+    store = shared_bucket_original_tool()
+    # THEN --tenant of a folder it lacks says the table has no tenants, not "its tenants: customers, old"
+    with pytest.raises(NothingMatches, match="has no tenants") as refused:
+        check_tenant(store, "", "orders", "acme")
+    assert "customers" not in str(refused.value) + str(refused.value.hint)
 
 
 def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) -> None:

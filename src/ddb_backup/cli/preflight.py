@@ -21,9 +21,10 @@ from botocore.exceptions import ClientError, ParamValidationError
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases
 from ddb_backup.format import keys as k
-from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
+from ddb_backup.restore.resolve import resolver_for
 from ddb_backup.store import ObjectStore
 
 SHOWN = 8  # names listed in a suggestion
@@ -154,6 +155,8 @@ def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None
     if tenant is None or _table_held(store, prefix, table, tenant):
         return
     tenants = tenants_of(store, prefix, table)
+    if tenants and resolver_for(store, prefix, table).table_tenancy().tenancy == Tenancy(None):
+        tenants = []  # the table has no tenant attribute: its sub-folders are not tenants (restore/tenancy.py)
     shown = unquote(tenant)
     if not tenants:
         raise NothingMatches(
