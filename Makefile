@@ -36,7 +36,8 @@ soak: $(STAMP)
 	$(BIN)/python -m ddb_backup.lab.soak --records 50000
 	$(BIN)/python -m ddb_backup.lab.simulation --seeds 600 --first-seed 1000
 	DDB_BACKUP_HYPOTHESIS_PROFILE=soak $(BIN)/pytest -n 2 -p no:cacheprovider -q \
-		tests/test_restore_property.py tests/test_store_retry.py tests/test_inspect_export.py tests/test_keys.py
+		tests/test_restore_property.py tests/test_store_retry.py tests/test_inspect_export.py tests/test_keys.py \
+		tests/test_cli_fuzz.py
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks

@@ -250,3 +250,68 @@ def test_a_bucket_found_missing_after_the_preflight_is_still_said_to_be_missing(
     )  # fmt: skip
     assert one_line_error(result, 5), result.output
     assert "the bucket 'missing-bucket' does not exist" in result.output and "credentials" not in result.output
+
+
+@pytest.mark.parametrize("rate", ["1e-300", "0.5"])
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["verify", "--table", "orders", "--grace", "0s", "--read-rate"],
+        ["full-backup", "--table", "orders", "--read-rate"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--write-rate"],
+    ],
+    ids=lambda args: args[0],
+)
+def test_a_rate_below_one_unit_a_second_is_a_usage_error(args: list[str], rate: str) -> None:
+    """1e-300 units/s made a wait of 1e300 s, which time.sleep refuses with a traceback."""
+    result = invoke(*args, rate, "--bucket", BUCKET, "--endpoint-url", "http://127.0.0.1:9")
+    assert one_line_error(result, 2) and "at least 1" in result.output, result.output
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--checkpoint"],
+        ["restore", "--table", "orders", "--at", "-1s", "--to-table", "copy", "--rejects"],
+        ["export", "--table", "orders", "--at", "-1s", "--to"],
+        ["run", "--table", "orders", "--until-idle", "--checkpoint"],
+    ],
+    ids=lambda args: f"{args[0]} {args[-1]}",
+)
+def test_a_local_path_with_a_nul_character_is_a_usage_error(args: list[str]) -> None:
+    """Found by the fuzz test: Path.exists() raised ValueError (embedded null byte) from restore."""
+    result = invoke(*args, "cp\x00.json", "--bucket", BUCKET, "--endpoint-url", "http://127.0.0.1:9")
+    assert one_line_error(result, 2) and "NUL" in result.output, result.output
+
+
+@pytest.mark.parametrize("prefix", ["a\x05b", "prod/../x", "p" * 600])
+@pytest.mark.parametrize("command", ["tables", "export", "restore", "full-backup"])
+def test_a_prefix_the_function_would_refuse_or_s3_cannot_list_is_a_usage_error(command: str, prefix: str) -> None:
+    """Found by the fuzz test: a control character made every listing a 500, retried for 20 s."""
+    extra = {
+        "tables": [],
+        "export": ["--table", "orders", "--at", "-1s", "--to", "/nonexistent/x"],
+        "restore": ["--table", "orders", "--at", "-1s", "--to-table", "copy"],
+        "full-backup": ["--table", "orders"],
+    }[command]
+    result = invoke(command, *extra, "--prefix", prefix, "--bucket", BUCKET, "--endpoint-url", "http://127.0.0.1:9")
+    assert one_line_error(result, 2) and "--prefix" in result.output, result.output
+
+
+@pytest.mark.parametrize("command", ["history", "diff", "restore"])
+def test_a_tenant_with_a_control_character_is_looked_for_escaped_only(bucket: Any, command: str) -> None:
+    """Found by the fuzz test: the raw folder the original tool would have written cannot be listed
+    (S3's XML; moto answers 500), so a mistyped tenant was a 20 s retry and exit 3 instead of exit 5."""
+    extra = {
+        "history": ["--key", '{"pk":"p1","sk":1}'],
+        "diff": ["--from", "-1h"],
+        "restore": ["--at", "-1s", "--to-table", "copy", "--dry-run"],
+    }[command]
+    result = invoke(command, "--bucket", BUCKET, "--prefix", "prod", "--table", "teams", "--tenant", "a\x03b", *extra)
+    assert one_line_error(result, 5) and "its tenants: 'acme', 'globex'" in result.output, result.output
+
+
+def test_a_bucket_without_versioning_is_named_as_such(bucket: Any) -> None:
+    boto3.client("s3").create_bucket(Bucket="plain")
+    result = invoke("diff", "--bucket", "plain", "--prefix", "prod", "--table", "orders", "--from", "-1h")
+    assert one_line_error(result, 5) and "has no versioning" in result.output, result.output

@@ -181,3 +181,44 @@ def test_a_stop_ends_the_wait_for_write_capacity_at_once() -> None:
     stop = threading.Event()
     threading.Timer(0.05, stop.set).start()
     assert limiter.wait(stop) is False  # returns when stopped, not after the hour
+
+
+class OneFailsOthersSlow:
+    """BatchWriteItem: the first call fails once four calls are in flight; the others answer after
+    ``hold`` is set."""
+
+    def __init__(self) -> None:
+        self.hold, self.all_in, self.calls, self.answered = threading.Event(), threading.Event(), 0, 0
+        self._lock = threading.Lock()
+
+    def batch_write_item(self, **args: Any) -> Any:
+        with self._lock:
+            self.calls += 1
+            first = self.calls == 1
+            if self.calls == 4:
+                self.all_in.set()
+        if first:
+            self.all_in.wait(5)
+            raise ClientError({"Error": {"Code": "InternalFailure", "Message": "crash"}}, "BatchWriteItem")
+        self.hold.wait(5)
+        with self._lock:
+            self.answered += 1
+        return {"UnprocessedItems": {}}
+
+
+def test_abort_after_a_failure_returns_only_when_no_batch_is_still_being_sent() -> None:
+    # GIVEN a writer with four batches in flight, the first of which fails
+    client = OneFailsOthersSlow()
+    out = BatchWriter(client, "t", SCHEMA, workers=4, batch_size=1, max_retry_seconds=0.0)
+    for n in range(4):
+        out.put({"pk": {"S": str(n)}})
+    client.all_in.wait(5)
+    # WHEN the run aborts on that failure while the others are still being answered
+    threading.Timer(0.2, client.hold.set).start()
+    with pytest.raises(BackupError):
+        for _ in range(500):  # the next item meets the first batch's failure (as ItemFlow's puts do)
+            out.put({"pk": {"S": "next"}})
+            threading.Event().wait(0.01)
+    out.abort()
+    # THEN nothing is still being written when abort returns (the caller may read the table at once)
+    assert client.answered == 3

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +26,7 @@ from ddb_backup.format.version_meta import Tenancy, epoch_to_iso
 from ddb_backup.inspect.tables import OWN_FOLDER, backup_root, folders, holds_table_item, table_names
 from ddb_backup.restore.locate import candidate_object_keys, find_object_key
 from ddb_backup.restore.resolve import resolver_for
-from ddb_backup.store import ObjectStore
+from ddb_backup.store import ObjectStore, StoreError
 
 SHOWN = 8  # names listed in a suggestion
 LAST_MODIFIED_SLACK = 1.0  # S3's LastModified has whole seconds (moto rounds it up): a write may look later
@@ -107,11 +108,22 @@ def prefixes_holding(store: ObjectStore, table: str, *, limit: int = LOOKED_AT) 
     return found
 
 
+def tenant_folders(tenant: str | None) -> list[str]:
+    """The folders (under a table's) that may hold ``tenant`` (the escaped segment): ours, and the raw
+    value the original tool wrote, unless it holds a control character: S3's XML listings cannot carry
+    one (moto answers 500, retried for 20 s), and our writers escape them."""
+    if tenant is None:
+        return [""]
+    raw = unquote(tenant)
+    usable = raw != tenant and not any(unicodedata.category(char) == "Cc" for char in raw)
+    return [tenant + "/", raw + "/"] if usable else [tenant + "/"]
+
+
 def _table_held(store: ObjectStore, prefix: str, table: str, tenant: str | None = None) -> bool:
     """A version under one of the table's folders (``aliases.table_folders``: the original tool's leading
     ``/`` too), or of the tenant's (escaped or, as the original tool wrote it, raw)."""
     for folder in aliases.table_folders(prefix, table):
-        segments = [""] if tenant is None else [tenant + "/", unquote(tenant) + "/"]
+        segments = tenant_folders(tenant)
         if any(_first(store, folder + segment) for segment in segments):
             return True
     return False
@@ -139,9 +151,21 @@ def check_table(store: ObjectStore, prefix: str, table: str) -> None:
         hints.append(
             f"the bucket's top-level folders: {_listing(tops)} (see `ddb-backup tables --prefix NAME`)"
             if tops
-            else "the bucket holds no backup at all: check --bucket"
+            else _empty_bucket_hint(store)
         )
     raise NothingMatches(message, "; ".join(hints))
+
+
+def _empty_bucket_hint(store: ObjectStore) -> str:
+    """What to say of a bucket that holds nothing at all: a bucket without versioning is not a backup
+    bucket (the function refuses to write to one)."""
+    try:
+        versioned = store.versioning_enabled()
+    except (StoreError, ClientError):  # GetBucketVersioning may be denied: the hint is only a hint
+        versioned = True
+    if not versioned:
+        return "the bucket holds no backup at all and has no versioning, which a backup bucket needs: check --bucket"
+    return "the bucket holds no backup at all: check --bucket"
 
 
 def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
@@ -179,7 +203,7 @@ def first_write_after(
     One listing of the table's folders at most, stopped at the first version written by ``at`` (give or take
     ``LAST_MODIFIED_SLACK``)."""
     earliest: float | None = None
-    segments = [""] if tenant is None else sorted({tenant + "/", unquote(tenant) + "/"})
+    segments = tenant_folders(tenant)
     for folder in aliases.table_folders(prefix, table):
         for version in itertools.chain.from_iterable(store.list_versions(folder + seg) for seg in segments):
             written = version.last_modified.timestamp()
@@ -272,6 +296,8 @@ def check_local_path(option: str, text: str, *, folder: bool) -> None:
     kind = "folder" if folder else "file"
     if not text.strip():
         raise UserError(f"{option} is empty", f"give a {kind} path" + (" or s3://BUCKET/PREFIX" if folder else ""))
+    if "\x00" in text:
+        raise UserError(f"{option} {text!r} holds a NUL character, which no file name can", f"give a {kind} path")
     path = Path(text)
     if path.exists() and path.is_dir() != folder:
         other = "a folder" if path.is_dir() else "a file"

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -25,6 +24,7 @@ from ddb_backup.cli.common import (
     TABLE_NAME,
     THREADS,
     Aws,
+    LocalFile,
     aws_options,
     bucket_options,
     table_tenancy,
@@ -102,11 +102,11 @@ def parse_key(text: str) -> str:
     show_default=True,
     help="Longest time from a change to its backup write (stream retention 24 h plus a margin).",
 )
-@click.option("--checkpoint", type=click.Path(dir_okay=False, path_type=Path), help="Checkpoint file path.")
+@click.option("--checkpoint", type=LocalFile(), help="Checkpoint file path.")
 @click.option("--allow-same-table", is_flag=True, help="Allow --to-table to be the source table itself.")
 @click.option(
     "--rejects",
-    type=click.Path(dir_okay=False, path_type=Path),
+    type=LocalFile(),
     help="Where items the target refuses go (JSON lines; default: beside the checkpoint, *.rejects.jsonl).",
 )
 @click.option("--yes", "-y", is_flag=True, help="Do not ask before --overwrite, --sync, --allow-same-table (scripts).")

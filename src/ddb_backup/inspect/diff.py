@@ -239,7 +239,7 @@ class _Diff:
         """Our canonical object, present at the start, reports the item."""
         resolver = self.resolver
         after = self._image(found, pair.after)
-        if not pair.after.present:
+        if not pair.after.present and self._held_elsewhere_at_end(found):
             # our canonical object was removed: another name may hold the item again at the end (the
             # original tool re-created it after a rollback), which its own name does not report
             last = resolver.winner(found, pair.after, self.end, max_lag=self.max_lag)
@@ -249,6 +249,14 @@ class _Diff:
         if isinstance(change, ItemChange):
             self._other_names_unchanged(found)
         return change
+
+    def _held_elsewhere_at_end(self, found: Inspected) -> bool:
+        """Whether another name of the item holds an image at the end (one LIST per name)."""
+        for name in self.resolver.other_names(found):
+            change = self.resolver.change_at(name, self.end, self.max_lag)
+            if change is not None and change.present:
+                return True
+        return False
 
     def _merged_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
         """Another name: it reports the item only when it holds the item's change in effect at the end."""

@@ -207,8 +207,8 @@ class _Restore:
         except StoreError as err:
             writer.abort()
             raise BackupError(str(err), RESUME_HINT) from err
-        except BaseException:
-            writer.abort()
+        except BaseException as err:
+            writer.abort(wait_for_sent=not isinstance(err, KeyboardInterrupt))
             raise
         finally:
             self.items.collect(writer, rejects)

@@ -88,7 +88,7 @@ def run_worker(job: Job, events: Any, stop_flag: Any) -> None:
         writer.close()
     except BaseException as err:  # reported to the parent, which ends the restore as the in-process one does
         if writer is not None:
-            writer.abort()
+            writer.abort(wait_for_sent=not isinstance(err, KeyboardInterrupt))
         hint = err.hint if isinstance(err, HintedError) else ""
         events.put((FAILED, type(err).__name__, str(err) or type(err).__name__, hint))
     finally:

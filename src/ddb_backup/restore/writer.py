@@ -263,9 +263,12 @@ class BatchWriter:
         finally:
             self._pool.shutdown(wait=True)
 
-    def abort(self) -> None:
-        """Stop without waiting for batches not yet started."""
-        self._pool.shutdown(wait=False, cancel_futures=True)
+    def abort(self, *, wait_for_sent: bool = True) -> None:
+        """End after a failure: batches not yet started are dropped, and the batches being sent are
+        waited for (each ends within the client's own timeouts and retries), so nothing is still being
+        written when this returns and the caller may read the table at once. ``wait_for_sent=False``
+        (a second Ctrl-C) returns at once; Python still waits for those threads before the process exits."""
+        self._pool.shutdown(wait=wait_for_sent, cancel_futures=True)
 
     # -- one batch, retried ------------------------------------------------------------------------
 
