@@ -177,7 +177,7 @@ def bench_listing_http(items: int = 4000, versions: int = 5, latency: float = 0.
             "s3", endpoint_url=url, region_name="us-east-1", config=client_config()
         )
         ours = make_client("s3", endpoint_url=url, region="us-east-1")
-        stores = {"botocore": S3Store(default, "bench"), "boto3": S3Store(ours, "bench")}
+        stores: dict[str, Any] = {"botocore": S3Store(default, "bench"), "boto3": S3Store(ours, "bench")}
         stores["native"] = NativeS3Store(ours, "bench")
         cpu: dict[str, list[float]] = {name: [] for name in stores}
         for _ in range(rounds):  # interleaved, so the machine's load hits each alike
