@@ -8,6 +8,7 @@ target, the summary, the checkpoint and the rejects behave as the one-process re
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -161,3 +162,35 @@ def test_ctrl_c_to_the_whole_group_stops_every_process_and_resume_finishes_exact
         assert "processes: 2" in resumed.stdout and "(0 done before this run)" not in resumed.stdout
         assert check(url, "copy") == {"items": 1500, "wrong": 0}
         assert not checkpoint.exists()
+
+
+def test_an_item_the_target_refuses_reaches_the_rejects_file_from_a_worker(moto: str, tmp_path: Path) -> None:
+    # GIVEN a backup holding one item with an empty email, and a target whose index on email refuses it
+    ddb = make_client("dynamodb")
+    store = backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    image_key = next(v.key for v in store.list_versions("orders/") if not v.is_delete_marker)
+    current = json.loads(store.get(image_key).body)
+    store.put(image_key, json.dumps({**current, "email": {"S": ""}}).encode(), store.head(image_key).metadata)
+    source_table(ddb)
+    ddb.create_table(
+        TableName="copy",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": kind} for name, kind in (("pk", "S"), ("sk", "N"), ("email", "S"))
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-email",
+                "KeySchema": [{"AttributeName": "email", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    # WHEN it is restored over two processes, THEN the worker's reject reaches the parent's rejects file
+    summary = run(moto, options(tmp_path, "copy", overwrite=True))
+    assert (summary.processes, summary.rejected, summary.puts) == (2, 1, 26)
+    assert summary.rejects_path is not None
+    (line,) = [json.loads(text) for text in summary.rejects_path.read_text().splitlines()]
+    assert line["Item"]["email"] == {"S": ""} and "IndexKey: email" in line["reason"]
+    assert len(scan_all(ddb, "copy")) == 26
