@@ -91,6 +91,9 @@ class Fake:
 
     # S3 ------------------------------------------------------------------------------------------
     def bucket_call(self, method: str, query: dict[str, str]) -> Answer:
+        if method == "HEAD":  # HeadBucket: the CLI's look that the bucket exists
+            self.counts["HeadBucket"] += 1
+            return 200, {"x-amz-bucket-region": "us-east-1"}, b""
         if "versioning" in query:
             self.counts["GetBucketVersioning"] += 1
             xml = f'<VersioningConfiguration xmlns="{S3_NS}"><Status>Enabled</Status></VersioningConfiguration>'

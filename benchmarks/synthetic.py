@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ddb_backup.format import version_meta as vm
+import ddb_backup.format.version_meta as vm
 from ddb_backup.store import NoSuchVersion, PutResult, StoredObject, VersionEntry
 
 DAY = 86400.0

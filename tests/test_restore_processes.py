@@ -8,6 +8,11 @@ target, the summary, the checkpoint and the rejects behave as the one-process re
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -23,6 +28,7 @@ from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, Resto
 from ddb_backup.restore.plan import TEXT
 from ddb_backup.restore.processes import process_count
 from test_e2e_restore import backed_up_items, scan_all, source_table
+from test_e2e_restore_cli import wait_for_writes
 
 pytestmark = pytest.mark.e2e
 ITEMS = 30  # every 10th removed: 27 present at TIME
@@ -116,3 +122,75 @@ def test_how_many_processes() -> None:
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 3, clients) == 3
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 95, None) == 1
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4, "dry_run": True}), 95, clients) == 1
+
+
+def test_ctrl_c_to_the_whole_group_stops_every_process_and_resume_finishes_exactly(tmp_path: Path) -> None:
+    # GIVEN the CLI restoring 1,500 items (256 key ranges, so two worker processes) from the HTTP fake
+    # endpoint (benchmarks.http_fake: its own process, real clients), slowed to 100 writes a second
+    from benchmarks.http_fake import check, fake_endpoint
+    from benchmarks.restore_bench import saved_schema
+    from benchmarks.synthetic import History
+    from ddb_backup.format.version_meta import epoch_to_iso
+
+    history = History(items=1500, versions=5)
+    env = {
+        **os.environ,
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "PYTHONUNBUFFERED": "1",
+    }
+    checkpoint = tmp_path / "cp.json"
+    with fake_endpoint(0.005, history, extra=saved_schema(history)) as url:
+        args = [sys.executable, "-c", "from ddb_backup.cli import main; main()", "restore", "--endpoint-url", url]
+        args += ["--bucket", "bench", "--prefix", "bench", "--table", "orders", "--at", epoch_to_iso(history.at)]
+        args += ["--to-table", "copy", "--checkpoint", str(checkpoint), "--processes", "2"]
+        process = subprocess.Popen(
+            [*args, "--write-rate", "100"], stderr=subprocess.PIPE, text=True, env=env, start_new_session=True
+        )
+        wait_for_writes(process)
+        # WHEN Ctrl-C reaches every process of the group, as a terminal sends it
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+        # THEN it ends with 130 and a resume hint, the checkpoint kept, long before every item is written
+        assert process.returncode == 130, err
+        assert "--resume" in err and "Traceback" not in err, err
+        assert checkpoint.exists() and check(url, "copy")["items"] < 1500
+        # WHEN the same command runs again with --resume, THEN the table is exactly the state at TIME
+        resumed = subprocess.run([*args, "--resume"], capture_output=True, text=True, env=env, timeout=300)
+        assert resumed.returncode == 0, resumed.stderr
+        assert "processes: 2" in resumed.stdout and "(0 done before this run)" not in resumed.stdout
+        assert check(url, "copy") == {"items": 1500, "wrong": 0}
+        assert not checkpoint.exists()
+
+
+def test_an_item_the_target_refuses_reaches_the_rejects_file_from_a_worker(moto: str, tmp_path: Path) -> None:
+    # GIVEN a backup holding one item with an empty email, and a target whose index on email refuses it
+    ddb = make_client("dynamodb")
+    store = backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    image_key = next(v.key for v in store.list_versions("orders/") if not v.is_delete_marker)
+    current = json.loads(store.get(image_key).body)
+    store.put(image_key, json.dumps({**current, "email": {"S": ""}}).encode(), store.head(image_key).metadata)
+    source_table(ddb)
+    ddb.create_table(
+        TableName="copy",
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
+        AttributeDefinitions=[
+            {"AttributeName": name, "AttributeType": kind} for name, kind in (("pk", "S"), ("sk", "N"), ("email", "S"))
+        ],
+        BillingMode="PAY_PER_REQUEST",
+        GlobalSecondaryIndexes=[
+            {
+                "IndexName": "by-email",
+                "KeySchema": [{"AttributeName": "email", "KeyType": "HASH"}],
+                "Projection": {"ProjectionType": "ALL"},
+            }
+        ],
+    )
+    # WHEN it is restored over two processes, THEN the worker's reject reaches the parent's rejects file
+    summary = run(moto, options(tmp_path, "copy", overwrite=True))
+    assert (summary.processes, summary.rejected, summary.puts) == (2, 1, 26)
+    assert summary.rejects_path is not None
+    (line,) = [json.loads(text) for text in summary.rejects_path.read_text().splitlines()]
+    assert line["Item"]["email"] == {"S": ""} and "IndexKey: email" in line["reason"]
+    assert len(scan_all(ddb, "copy")) == 26
