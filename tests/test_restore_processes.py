@@ -119,7 +119,8 @@ def test_how_many_processes() -> None:
     base = RestoreOptions(bucket="b", source="s", target="t", at=0.0)
     assert process_count(base, 95, clients) == 1  # the library's default: one process
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 0}), 95, clients) >= 1
-    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 3, clients) == 3
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 24, clients) == 3
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 7, clients) == 1  # a few --key items
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 95, None) == 1
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4, "dry_run": True}), 95, clients) == 1
 
