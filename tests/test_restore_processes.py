@@ -15,6 +15,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +24,12 @@ import pytest
 from ddb_backup.aws.clients import make_client
 from ddb_backup.cli.common import Aws
 from ddb_backup.cli.restore import WorkerClients
+from ddb_backup.errors import BackupError
 from ddb_backup.lab.emulator import reset
 from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.plan import TEXT
 from ddb_backup.restore.processes import process_count
-from test_e2e_restore import backed_up_items, scan_all, source_table
+from test_e2e_restore import CrashAfter, backed_up_items, scan_all, source_table
 from test_e2e_restore_cli import wait_for_writes
 
 pytestmark = pytest.mark.e2e
@@ -119,7 +121,8 @@ def test_how_many_processes() -> None:
     base = RestoreOptions(bucket="b", source="s", target="t", at=0.0)
     assert process_count(base, 95, clients) == 1  # the library's default: one process
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 0}), 95, clients) >= 1
-    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 3, clients) == 3
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 24, clients) == 3
+    assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 7, clients) == 1  # a few --key items
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 95, None) == 1
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4, "dry_run": True}), 95, clients) == 1
 
@@ -194,3 +197,35 @@ def test_an_item_the_target_refuses_reaches_the_rejects_file_from_a_worker(moto:
     (line,) = [json.loads(text) for text in summary.rejects_path.read_text().splitlines()]
     assert line["Item"]["email"] == {"S": ""} and "IndexKey: email" in line["reason"]
     assert len(scan_all(ddb, "copy")) == 26
+
+
+@dataclass(frozen=True)
+class CrashingClients:
+    """A worker's clients whose DynamoDB dies on its ``after``-th BatchWriteItem (picklable)."""
+
+    clients: WorkerClients
+    after: int
+
+    def __call__(self) -> tuple[Any, Any]:
+        store, dynamodb = self.clients()
+        return store, CrashAfter(dynamodb, self.after)
+
+
+def test_a_worker_that_fails_ends_the_restore_resumably_and_resume_gives_the_same_table(
+    moto: str, tmp_path: Path
+) -> None:
+    ddb = make_client("dynamodb")
+    backed_up_items(make_client("s3"), ITEMS, time.time() - 100)
+    source_table(ddb)
+    opts = options(tmp_path, "copy", batch_size=2)
+    clients = WorkerClients(Aws(endpoint_url=moto), opts.bucket, opts.workers)
+    store, dynamodb = clients()
+    # WHEN a worker's DynamoDB fails for good after a few batches
+    with pytest.raises(BackupError) as failed:
+        restore(opts, store, dynamodb, connect=CrashingClients(clients, 3))
+    # THEN the restore ends with the worker's error and a resume hint, the checkpoint kept
+    assert "crash" in str(failed.value) and "--resume" in failed.value.hint
+    assert (tmp_path / "copy.json").exists() and len(scan_all(ddb, "copy")) < 27
+    # WHEN it is resumed with working clients, THEN the table is exactly the state at TIME
+    run(moto, options(tmp_path, "copy", at=opts.at, resume=True))
+    assert sorted(item["pk"]["S"] for item in scan_all(ddb, "copy")) == [f"item{n:03d}" for n in range(ITEMS) if n % 10]

@@ -84,7 +84,7 @@ def parse_key(text: str) -> str:
     default=0,
     show_default=True,
     metavar="N",
-    help="Processes that write, each with --workers threads (0: one per core, at most one per key range).",
+    help="Processes that write, each with --workers threads (0: one per core; at most one per 8 key ranges).",
 )
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(

@@ -148,6 +148,8 @@ def hashed_object_name(key: Mapping[str, Any]) -> str:
 
 
 def _escape(text: str, unsafe: frozenset[str]) -> str:
+    if unsafe.isdisjoint(text):
+        return text  # the common case, without a generator step per character
     return "".join(_escape_char(char) if char in unsafe else char for char in text)
 
 

@@ -31,17 +31,20 @@ from ddb_backup.restore.worker import COUNTS, DONE, FAILED, FINISHED, REJECTED, 
 from ddb_backup.restore.writer import RESUME_HINT
 
 POLL_SECONDS = 0.2
+RANGES_PER_PROCESS = 8
 JOIN_SECONDS = 30.0
 SHOWN = ("items", "skipped", "metadata_reads", "image_reads", "legacy", "earliest")
 
 
 def process_count(options: RestoreOptions, pending: int, connect: Connect | None) -> int:
-    """How many processes write: ``--processes`` (0: one per core), at most one per pending range; one
-    without a way to make clients in another process (``connect``), and for a dry run."""
+    """How many processes write: ``--processes`` (0: one per core), at most one per ``RANGES_PER_PROCESS``
+    pending ranges (starting a process costs about a second: a few ``--key`` items or the last ranges of
+    a resume are not worth it); one without a way to make clients in another process (``connect``), and
+    for a dry run."""
     if connect is None or options.dry_run:
         return 1
     wanted = options.processes or os.cpu_count() or 1
-    return max(1, min(wanted, pending))
+    return max(1, min(wanted, pending // RANGES_PER_PROCESS))
 
 
 class FanOut:
