@@ -823,3 +823,24 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
         report = verify_table(store, ddb, options, clock=lambda: T0 + 10_000, sleep=lambda s: None)
     assert report.in_sync, report.as_dict()
     assert report.matching == len(expected)
+
+
+def moved_back() -> MemoryStore:
+    """The original tool moved u1 from tenant t1 to t2 (t1's copy stays current); ddb-backup moved it back
+    to t1 at T0+200 (new image under t1, a tenant-change removal under t2, the same change)."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(key("u1"), tenant_v("t1", 1), at=T0)])
+    tool.process([moved(key("u1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 100)])
+    ours(store, clock, [moved(key("u1"), tenant_v("t2", 2), tenant_v("t1", 3), at=T0 + 200)], prefix="bk", tenant_column="tenant")
+    return store
+
+
+@pytest.mark.parametrize("tenant", ["t1", "t2"])
+def test_5_history_a_tenant_change_removal_is_before_the_new_image_of_the_same_change(tenant: str) -> None:
+    # GIVEN u1 moved t1 -> t2 by the original tool, then back to t1 by ddb-backup
+    store = moved_back()
+    # THEN its history (from either tenant folder) ends with the move back: present in t1, not removed
+    events = history(store, key("u1"), "bk", tenant=tenant)
+    assert events[-1] == ("modify", v(3)["v"]), events
+    assert [e for e, _ in events].count("remove") == 1, events  # the move's removal, before the new image
