@@ -832,7 +832,8 @@ def moved_back() -> MemoryStore:
     tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
     tool.process([put(key("u1"), tenant_v("t1", 1), at=T0)])
     tool.process([moved(key("u1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 100)])
-    ours(store, clock, [moved(key("u1"), tenant_v("t2", 2), tenant_v("t1", 3), at=T0 + 200)], prefix="bk", tenant_column="tenant")
+    back = moved(key("u1"), tenant_v("t2", 2), tenant_v("t1", 3), at=T0 + 200)
+    ours(store, clock, [back], prefix="bk", tenant_column="tenant")
     return store
 
 
