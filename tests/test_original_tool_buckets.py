@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup.capture.engine import Capture, CaptureSettings
-from ddb_backup.cli.preflight import NothingMatches, check_tenant, looks_like_prefix
+from ddb_backup.cli.preflight import NothingMatches, check_keys, check_tenant, looks_like_prefix
 from ddb_backup.errors import UserError
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import save_schema
@@ -855,3 +855,17 @@ def test_5_history_a_tenant_change_removal_is_before_the_new_image_of_the_same_c
     events = history(store, key("u1"), "bk", tenant=tenant)
     assert events[-1] == ("modify", v(3)["v"]), events
     assert [e for e, _ in events].count("remove") == 1, events  # the move's removal, before the new image
+
+
+def test_5_a_key_without_tenant_on_a_table_with_tenants_says_to_name_the_tenant() -> None:
+    # GIVEN a table with tenants (ddb-backup's versions record the tenant attribute)
+    store = moved_back()
+    # THEN --key without --tenant says the item must be named with --tenant and lists its tenants
+    with pytest.raises(NothingMatches, match="--tenant") as refused:
+        check_keys(store, "bk", "orders", [key("u1")], schema=SCHEMA)
+    assert "tenant" in str(refused.value) and "'t1', 't2'" in str(refused.value.hint), refused.value
+    check_keys(store, "bk", "orders", [key("u1")], tenant="t1", schema=SCHEMA)  # named: found
+    # AND a table known to have no tenants keeps the plain "holds no version" answer
+    with pytest.raises(NothingMatches, match="holds no version") as plain:
+        check_keys(shared_bucket_original_tool(), "", "orders", [key("nobody")], schema=SCHEMA)
+    assert "--tenant" not in str(plain.value.hint).replace("check --key, --tenant and --prefix", "")
