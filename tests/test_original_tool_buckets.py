@@ -26,7 +26,7 @@ from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
 from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
-from ddb_backup.inspect.tables import summarize_bucket
+from ddb_backup.inspect.tables import holds_items_directly, summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
@@ -869,3 +869,23 @@ def test_5_a_key_without_tenant_on_a_table_with_tenants_says_to_name_the_tenant(
     with pytest.raises(NothingMatches, match="holds no version") as plain:
         check_keys(shared_bucket_original_tool(), "", "orders", [key("nobody")], schema=SCHEMA)
     assert "--tenant" not in str(plain.value.hint).replace("check --key, --tenant and --prefix", "")
+
+
+def test_11_2_a_folder_that_is_a_prefix_and_the_original_tools_table_without_prefix_is_both() -> None:
+    # GIVEN stack A (the original tool, no prefix: /orders/<md5>) and stack B (prefix "orders", table
+    # customers: orders/customers/<md5>), and a stray two levels below B's table folder
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers([put(key("c1"), v(9), at=T0)]))
+    store.put("orders/customers/notes/x.json", b"{not json", {})
+    # THEN "orders" looks like a prefix (B's), and holds table items right under its folders (A's table)
+    assert looks_like_prefix(store, "", "orders")
+    assert holds_items_directly(store, "", "orders") and holds_items_directly(store, "/", "orders")
+    (orders,) = [t for t in summarize_bucket(store, "") if t.name == "orders"]
+    assert orders.total.items == 2 and orders.tenants == {}, orders.as_dict()
+    # AND a folder that only holds another stack's table folders and strays holds no items itself
+    assert holds_items_directly(store, "orders", "customers")
+    store2, clock2 = new_bucket()
+    OriginalTool(store2, prefix="orders", clock=clock2).process(_as_customers([put(key("c1"), v(9), at=T0)]))
+    store2.put("orders/0-README.txt", b"hello", {})  # a stray right under it, passed over
+    assert not holds_items_directly(store2, "", "orders")
