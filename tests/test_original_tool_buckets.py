@@ -624,6 +624,16 @@ def test_11_2_a_wrong_tenant_on_a_table_without_tenants_names_no_made_up_tenants
     assert "customers" not in str(refused.value) + str(refused.value.hint)
 
 
+@pytest.mark.parametrize("folder", ["old", "customers"])
+def test_11_2_a_tenant_folder_of_a_table_without_tenants_is_refused_before_anything(folder: str) -> None:
+    # GIVEN stack A's table orders has no tenants (our versions say so), and its folder holds a stray old/
+    # and stack B's customers/ sub-folders
+    store = shared_bucket_original_tool()
+    # THEN --tenant naming one of those folders is refused (nothing matches), not a restore of 0 items
+    with pytest.raises(NothingMatches, match="has no tenants"):
+        check_tenant(store, "", "orders", folder)
+
+
 def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) -> None:
     store = shared_bucket_original_tool_schema()
     items, _ = restored(store, T0 + 50, tmp_path)

@@ -174,13 +174,16 @@ def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
 
 
 def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None) -> None:
-    """``check_table``, then, with ``tenant`` (the escaped segment), that the tenant's folder holds a version."""
+    """``check_table``, then, with ``tenant`` (the escaped segment), that the table has tenants (when its
+    tenant attribute is known: ``restore/tenancy.py``) and that the tenant's folder holds a version."""
     check_table(store, prefix, table)
-    if tenant is None or _table_held(store, prefix, table, tenant):
+    if tenant is None:
         return
-    tenants = tenants_of(store, prefix, table)
-    if tenants and resolver_for(store, prefix, table).table_tenancy().tenancy == Tenancy(None):
-        tenants = []  # the table has no tenant attribute: its sub-folders are not tenants (restore/tenancy.py)
+    no_tenants = resolver_for(store, prefix, table).table_tenancy().tenancy == Tenancy(None)
+    if not no_tenants and _table_held(store, prefix, table, tenant):
+        return
+    # a table with no tenant attribute: its sub-folders (strays, another stack's table) are not tenants
+    tenants = [] if no_tenants else tenants_of(store, prefix, table)
     shown = unquote(tenant)
     if not tenants:
         raise NothingMatches(
