@@ -50,10 +50,16 @@ def test_a_failed_answer_is_named_and_a_success_is_no_failure() -> None:
     assert aws._failure(None, (None, {"ResponseMetadata": {"HTTPStatusCode": 200}})) is None
 
 
-def test_every_client_carries_the_hooks(notes: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
-    """Each service's client, answered 503 once and then 200 (no network): the retry is noted."""
+def answering(statuses: Iterator[int], body: bytes) -> Any:
+    """A ``before-send`` handler answering each request with the next status and ``body`` (no network)."""
     from botocore.awsrequest import AWSResponse
 
+    raw = type("Raw", (), {"stream": lambda *_, **__: [body]})()
+    return lambda request, **_: AWSResponse(request.url, next(statuses), {}, raw)
+
+
+def test_every_client_carries_the_hooks(notes: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each service's client, answered 503 once and then 200 (no network): the retry is noted."""
     monkeypatch.setattr(aws, "NOTICE_AFTER_SECONDS", 0.0)
     for service, operation in (
         ("s3", "list_buckets"),
@@ -61,13 +67,8 @@ def test_every_client_carries_the_hooks(notes: list[str], monkeypatch: pytest.Mo
         ("dynamodbstreams", "list_streams"),
     ):
         client = aws.make_client(service, region="us-east-1", endpoint_url="http://127.0.0.1:9")
-        answers = iter([503, 200])
-
-        def answer(request: Any, **_: Any) -> AWSResponse:
-            body = b"{}" if service != "s3" else b"<ListAllMyBucketsResult></ListAllMyBucketsResult>"
-            return AWSResponse(request.url, next(answers), {}, type("Raw", (), {"stream": lambda *a, **k: [body]})())
-
-        client.meta.events.register("before-send", answer)
+        body = b"{}" if service != "s3" else b"<ListAllMyBucketsResult></ListAllMyBucketsResult>"
+        client.meta.events.register("before-send", answering(iter([503, 200]), body))
         getattr(client, operation)()
     assert [note.split(":")[0] for note in notes] == ["s3", "dynamodb", "dynamodbstreams"]
     assert all("attempt 2 of at most 8 (the last one: HTTP 503)" in note for note in notes), notes

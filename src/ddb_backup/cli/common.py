@@ -83,10 +83,7 @@ class LocalFile(click.Path):
             from ddb_backup.cli.preflight import check_local_path
 
             option = param.opts[0] if param is not None and param.opts else "the path"
-            try:
-                check_local_path(option, value, folder=False)
-            except UserError as err:
-                self.fail(str(err), param, ctx)
+            check_local_path(option, value, folder=False)  # a UserError: one line and a hint, as run's
         return path
 
 
