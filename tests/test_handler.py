@@ -133,3 +133,9 @@ class TestSettings:
         assert Settings.from_env({"BackupBucket": "b", "BackupPrefix": "/a/b/"}).prefix == "a/b"
         with pytest.raises(SettingsError, match="BackupPrefix"):
             Settings.from_env({"BackupBucket": "b", "BackupPrefix": "a/../b"})
+
+    @pytest.mark.parametrize("prefix", ["back\nups", "a\tb", "nul\x00", "del\x7f"])
+    def test_a_prefix_with_a_control_character_is_refused(self, prefix: str) -> None:
+        # S3's XML listings cannot carry it: every reader's listing of the folder would fail
+        with pytest.raises(SettingsError, match="control character"):
+            Settings.from_env({"BackupBucket": "b", "BackupPrefix": prefix})

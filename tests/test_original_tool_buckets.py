@@ -18,7 +18,7 @@ from moto import mock_aws
 
 from builders import put, remove
 from ddb_backup.capture.engine import Capture, CaptureSettings
-from ddb_backup.cli.preflight import NothingMatches, check_tenant, looks_like_prefix
+from ddb_backup.cli.preflight import NothingMatches, check_keys, check_tenant, looks_like_prefix
 from ddb_backup.errors import UserError
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import save_schema
@@ -26,7 +26,7 @@ from ddb_backup.format.version_meta import Tenancy
 from ddb_backup.inspect.diff import DiffCounts, diff_table
 from ddb_backup.inspect.export import DirDestination, ExportManifest, export_table, read_export
 from ddb_backup.inspect.history import belongs_to_table, item_history, locate_items
-from ddb_backup.inspect.tables import summarize_bucket
+from ddb_backup.inspect.tables import holds_items_directly, summarize_bucket
 from ddb_backup.inspect.verify import VerifyOptions, verify_table
 from ddb_backup.restore.execute import RestoreOptions, restore
 from ddb_backup.restore.plan import PointInTime, table_ranges
@@ -624,6 +624,16 @@ def test_11_2_a_wrong_tenant_on_a_table_without_tenants_names_no_made_up_tenants
     assert "customers" not in str(refused.value) + str(refused.value.hint)
 
 
+@pytest.mark.parametrize("folder", ["old", "customers"])
+def test_11_2_a_tenant_folder_of_a_table_without_tenants_is_refused_before_anything(folder: str) -> None:
+    # GIVEN stack A's table orders has no tenants (our versions say so), and its folder holds a stray old/
+    # and stack B's customers/ sub-folders
+    store = shared_bucket_original_tool()
+    # THEN --tenant naming one of those folders is refused (nothing matches), not a restore of 0 items
+    with pytest.raises(NothingMatches, match="has no tenants"):
+        check_tenant(store, "", "orders", folder)
+
+
 def test_11_2_the_saved_schema_tells_the_table_has_no_tenants(tmp_path: Path) -> None:
     store = shared_bucket_original_tool_schema()
     items, _ = restored(store, T0 + 50, tmp_path)
@@ -823,3 +833,59 @@ def test_every_reader_gives_the_state_on_every_fixture(fixture: str, tmp_path: P
         report = verify_table(store, ddb, options, clock=lambda: T0 + 10_000, sleep=lambda s: None)
     assert report.in_sync, report.as_dict()
     assert report.matching == len(expected)
+
+
+def moved_back() -> MemoryStore:
+    """The original tool moved u1 from tenant t1 to t2 (t1's copy stays current); ddb-backup moved it back
+    to t1 at T0+200 (new image under t1, a tenant-change removal under t2, the same change)."""
+    store, clock = new_bucket()
+    tool = OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock)
+    tool.process([put(key("u1"), tenant_v("t1", 1), at=T0)])
+    tool.process([moved(key("u1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 100)])
+    back = moved(key("u1"), tenant_v("t2", 2), tenant_v("t1", 3), at=T0 + 200)
+    ours(store, clock, [back], prefix="bk", tenant_column="tenant")
+    return store
+
+
+@pytest.mark.parametrize("tenant", ["t1", "t2"])
+def test_5_history_a_tenant_change_removal_is_before_the_new_image_of_the_same_change(tenant: str) -> None:
+    # GIVEN u1 moved t1 -> t2 by the original tool, then back to t1 by ddb-backup
+    store = moved_back()
+    # THEN its history (from either tenant folder) ends with the move back: present in t1, not removed
+    events = history(store, key("u1"), "bk", tenant=tenant)
+    assert events[-1] == ("modify", v(3)["v"]), events
+    assert [e for e, _ in events].count("remove") == 1, events  # the move's removal, before the new image
+
+
+def test_5_a_key_without_tenant_on_a_table_with_tenants_says_to_name_the_tenant() -> None:
+    # GIVEN a table with tenants (ddb-backup's versions record the tenant attribute)
+    store = moved_back()
+    # THEN --key without --tenant says the item must be named with --tenant and lists its tenants
+    with pytest.raises(NothingMatches, match="--tenant") as refused:
+        check_keys(store, "bk", "orders", [key("u1")], schema=SCHEMA)
+    assert "tenant" in str(refused.value) and "'t1', 't2'" in str(refused.value.hint), refused.value
+    check_keys(store, "bk", "orders", [key("u1")], tenant="t1", schema=SCHEMA)  # named: found
+    # AND a table known to have no tenants keeps the plain "holds no version" answer
+    with pytest.raises(NothingMatches, match="holds no version") as plain:
+        check_keys(shared_bucket_original_tool(), "", "orders", [key("nobody")], schema=SCHEMA)
+    assert "--tenant" not in str(plain.value.hint).replace("check --key, --tenant and --prefix", "")
+
+
+def test_11_2_a_folder_that_is_a_prefix_and_the_original_tools_table_without_prefix_is_both() -> None:
+    # GIVEN stack A (the original tool, no prefix: /orders/<md5>) and stack B (prefix "orders", table
+    # customers: orders/customers/<md5>), and a stray two levels below B's table folder
+    store, clock = new_bucket()
+    OriginalTool(store, clock=clock).process([put(key(u), v(1), at=T0) for u in ("u1", "u2")])
+    OriginalTool(store, prefix="orders", clock=clock).process(_as_customers([put(key("c1"), v(9), at=T0)]))
+    store.put("orders/customers/notes/x.json", b"{not json", {})
+    # THEN "orders" looks like a prefix (B's), and holds table items right under its folders (A's table)
+    assert looks_like_prefix(store, "", "orders")
+    assert holds_items_directly(store, "", "orders") and holds_items_directly(store, "/", "orders")
+    (orders,) = [t for t in summarize_bucket(store, "") if t.name == "orders"]
+    assert orders.total.items == 2 and orders.tenants == {}, orders.as_dict()
+    # AND a folder that only holds another stack's table folders and strays holds no items itself
+    assert holds_items_directly(store, "orders", "customers")
+    store2, clock2 = new_bucket()
+    OriginalTool(store2, prefix="orders", clock=clock2).process(_as_customers([put(key("c1"), v(9), at=T0)]))
+    store2.put("orders/0-README.txt", b"hello", {})  # a stray right under it, passed over
+    assert not holds_items_directly(store2, "", "orders")

@@ -6,6 +6,7 @@ Read and checked once, at cold start; an explicit argument beats the environment
 from __future__ import annotations
 
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -37,8 +38,14 @@ def parse_bool(name: str, value: str | None) -> bool:
 
 def clean_prefix(prefix: str) -> str:
     """The BackupPrefix without surrounding spaces and slashes; ``.`` and ``..`` folders are refused,
+    so is a control character (S3's XML listings cannot carry it, so no reader could list the folder),
     and so is a prefix past ``MAX_PREFIX_BYTES`` of UTF-8, which with a 255-character table name, the
     longest tenant segment and a hashed name would pass S3's 1,024-byte keys (docs/format.md)."""
+    if any(unicodedata.category(char) == "Cc" for char in prefix):
+        raise SettingsError(
+            f"{BACKUP_PREFIX}={prefix!r} holds a control character, which S3 listings cannot carry: "
+            "use printable characters"
+        )
     cleaned = prefix.strip().strip("/")
     if any(part in (".", "..") for part in cleaned.split("/")):
         raise SettingsError(

@@ -174,13 +174,16 @@ def tenants_of(store: ObjectStore, prefix: str, table: str) -> list[str]:
 
 
 def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None) -> None:
-    """``check_table``, then, with ``tenant`` (the escaped segment), that the tenant's folder holds a version."""
+    """``check_table``, then, with ``tenant`` (the escaped segment), that the table has tenants (when its
+    tenant attribute is known: ``restore/tenancy.py``) and that the tenant's folder holds a version."""
     check_table(store, prefix, table)
-    if tenant is None or _table_held(store, prefix, table, tenant):
+    if tenant is None:
         return
-    tenants = tenants_of(store, prefix, table)
-    if tenants and resolver_for(store, prefix, table).table_tenancy().tenancy == Tenancy(None):
-        tenants = []  # the table has no tenant attribute: its sub-folders are not tenants (restore/tenancy.py)
+    no_tenants = resolver_for(store, prefix, table).table_tenancy().tenancy == Tenancy(None)
+    if not no_tenants and _table_held(store, prefix, table, tenant):
+        return
+    # a table with no tenant attribute: its sub-folders (strays, another stack's table) are not tenants
+    tenants = [] if no_tenants else tenants_of(store, prefix, table)
     shown = unquote(tenant)
     if not tenants:
         raise NothingMatches(
@@ -247,15 +250,33 @@ def check_keys(
     tenant: str | None = None,
     schema: k.KeySchema | None = None,
 ) -> None:
-    """Each key has a version in the backup (under its MD5 or plain-text name), else ``NothingMatches``."""
+    """Each key has a version in the backup (under its MD5 or plain-text name), else ``NothingMatches``;
+    without ``tenant`` on a table known to have tenants (``restore/tenancy.py``), one saying to name the
+    item's tenant, with a few of the table's tenants."""
     for key in keys:
         check_key_attributes(key, schema)
         candidates = candidate_object_keys(prefix, table, key, tenant=tenant, schema=schema)
         if find_object_key(store, candidates) is None:
+            if tenant is None:
+                _check_tenant_named(store, prefix, table, key, schema)
             hint = "check --key, --tenant and --prefix"
             if schema is None and len(key) > 1:
                 hint += "; plain-text names need the key schema: let the command reach the table (DescribeTable)"
             raise NothingMatches(f"the backup of {table!r} holds no version of the item {k.key_json(dict(key))}", hint)
+
+
+def _check_tenant_named(
+    store: ObjectStore, prefix: str, table: str, key: Mapping[str, Any], schema: k.KeySchema | None
+) -> None:
+    learnt = resolver_for(store, prefix, table, schema).table_tenancy()
+    if learnt.tenancy is None or learnt.tenancy.attribute is None:
+        return  # unknown, or no tenants: the plain answer
+    names = [unquote(name) for name in tenants_of(store, prefix, table)]
+    raise NothingMatches(
+        f"the table {table!r} keeps its items in tenant folders (tenant attribute {learnt.tenancy.attribute!r}, "
+        f"from {learnt.source}): name the item {k.key_json(dict(key))} with --tenant",
+        f"its tenants: {_listing(names)}" if names else "give the item's tenant value",
+    )
 
 
 def no_tables(store: ObjectStore, bucket: str, prefix: str, prefixes: Sequence[str] = ()) -> None:

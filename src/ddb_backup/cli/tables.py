@@ -9,7 +9,7 @@ from ddb_backup.cli.common import Aws, aws_options, bucket_options, table_tenanc
 from ddb_backup.cli.lookup import checked_store
 from ddb_backup.cli.output import echo_json, echo_table, json_option
 from ddb_backup.format.version_meta import epoch_to_iso
-from ddb_backup.inspect.tables import Coverage, summarize_table, table_names
+from ddb_backup.inspect.tables import Coverage, holds_items_directly, summarize_table, table_names
 from ddb_backup.restore.resolve import skipped_lines
 
 
@@ -36,12 +36,15 @@ def tables(bucket: str, prefix: str, tenant_column: str | None, no_tenants: bool
     store = checked_store(aws, bucket)
     names = list(table_names(store, prefix))
     prefixes = [name for name in names if preflight.looks_like_prefix(store, prefix, name)]
-    summaries = [summarize_table(store, prefix, name, tenancy=tenancy) for name in names if name not in prefixes]
+    # a prefix's name may also be a table's (the original tool's without a prefix: /orders/<md5>)
+    tables = [name for name in names if name not in prefixes or holds_items_directly(store, prefix, name)]
+    summaries = [summarize_table(store, prefix, name, tenancy=tenancy) for name in tables]
     if not summaries:
         preflight.no_tables(store, bucket, prefix, prefixes)
     where = f"{prefix.strip('/')}/" if prefix.strip("/") else ""
     for name in prefixes:
-        click.echo(f"note: {name!r} is a prefix, not a table: `ddb-backup tables --prefix {where}{name}`", err=True)
+        role = "also a prefix" if name in tables else "a prefix, not a table"
+        click.echo(f"note: {name!r} is {role}: `ddb-backup tables --prefix {where}{name}`", err=True)
     if as_json:
         echo_json({"tables": [summary.as_dict() for summary in summaries], "prefixes": prefixes})
         return

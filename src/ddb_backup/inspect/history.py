@@ -59,11 +59,13 @@ class HistoryEntry:
     change_order: tuple[float, int, str, int] | None = None  # VersionMeta.order; None: the original tool's
 
     @property
-    def order(self) -> tuple[float, int, str, int, float, str, str]:
-        """The format's order of changes (``VersionMeta.order``; the original tool's at ``LastModified``),
-        then write time, name and version id, only to make the merged order deterministic."""
+    def order(self) -> tuple[float, int, str, int, int, float, str, str]:
+        """The format's order of changes (``VersionMeta.order``; the original tool's at ``LastModified``;
+        a tenant-change removal before the new tenant's image of the same change: docs/format.md, "One
+        history"), then write time, name and version id, only to make the merged order deterministic."""
         change = self.change_order or (self.written, 1, "", 0)
-        return (*change, self.written, self.object_key, self.version_id)
+        moved_in = 0 if self.removed_by == vm.REMOVED_BY_TENANT_CHANGE else 1
+        return (*change, moved_in, self.written, self.object_key, self.version_id)
 
     @property
     def lag(self) -> float:

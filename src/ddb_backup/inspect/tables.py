@@ -15,6 +15,7 @@ skipped. Counts are per object: an item kept under two names (an upgrade in plac
 
 from __future__ import annotations
 
+import itertools
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -212,6 +213,46 @@ def holds_table_item(store: ObjectStore, prefix: str, table: str, folder: str) -
     except NoSuchVersion:
         return False
     return isinstance(resolver_for(store, prefix, table).inspect(entry.key, stored), Inspected)
+
+
+DIRECT_LOOKED_AT = 8  # objects right under a folder read at most by ``holds_items_directly``
+
+
+def direct_objects(store: ObjectStore, prefix: str) -> Iterator[VersionEntry]:
+    """The newest version of each object right under ``prefix`` (not in a sub-folder), in key order,
+    found by seeking past each sub-folder as ``folders`` does (one listing request per step)."""
+    marker: str | None = None
+    while True:
+        listing = store.list_versions(prefix, key_marker=marker)
+        entry = next((e for e in listing if marker is None or e.key.encode() > marker.encode()), None)
+        if entry is None:
+            return
+        name, slash, _ = entry.key[len(prefix) :].partition("/")
+        if slash:
+            marker = prefix + name + _AFTER_SLASH
+        else:
+            yield entry
+            marker = entry.key
+
+
+def holds_items_directly(store: ObjectStore, prefix: str, table: str) -> bool:
+    """Whether one of the table's folders (``[P/]table/``, ``/[P/]table/``) holds, right under it, an item
+    of the table where it sits: the first objects there with an image (``DIRECT_LOOKED_AT`` at most, one
+    GET each; a stray one is passed over) are read with ``Resolver.inspect``. A folder may be both a
+    table (the original tool's without a prefix: ``/orders/<md5>``) and another stack's prefix
+    (``orders/customers/<md5>``): ``tables`` lists it as a table when this holds."""
+    resolver = resolver_for(store, prefix, table)
+    for folder in resolver.folders:
+        for entry in itertools.islice(direct_objects(store, folder), DIRECT_LOOKED_AT):
+            if entry.is_delete_marker or entry.size == 0:
+                continue
+            try:
+                stored = store.get(entry.key, entry.version_id)
+            except NoSuchVersion:
+                continue
+            if isinstance(resolver.inspect(entry.key, stored), Inspected):
+                return True
+    return False
 
 
 def summarize_bucket(

@@ -36,7 +36,7 @@ from typing import Any
 from ddb_backup.format import aliases as al
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import load_schema
-from ddb_backup.format.version_meta import MetadataError, Tenancy, VersionMeta
+from ddb_backup.format.version_meta import REMOVED_BY_TENANT_CHANGE, MetadataError, Tenancy, VersionMeta
 from ddb_backup.restore.plan import metadata_reader
 from ddb_backup.restore.tenancy import TableTenancy, learn_table_tenancy
 from ddb_backup.restore.timeline import ItemState, state_at
@@ -505,12 +505,14 @@ class Change:
         return not self.entry.is_delete_marker and self.entry.size > 0
 
     @property
-    def order(self) -> tuple[float, int, str, int, float, str, str]:
+    def order(self) -> tuple[float, int, str, int, int, float, str, str]:
         """``VersionMeta.order`` (the format's order of changes; a version or delete marker of the original
-        tool at its ``LastModified``), then write time, name and version id: only to be deterministic."""
+        tool at its ``LastModified``; a tenant-change removal before the new tenant's image of the same
+        change), then write time, name and version id: only to be deterministic."""
         written = self.entry.last_modified.timestamp()
         change = (written, 1, "", 0) if self.meta is None else self.meta.order
-        return (*change, written, self.object_key, self.entry.version_id)
+        moved_in = 0 if self.meta is not None and self.meta.removed_by == REMOVED_BY_TENANT_CHANGE else 1
+        return (*change, moved_in, written, self.object_key, self.entry.version_id)
 
 
 def _exact_versions(store: ObjectStore, object_key: str) -> list[VersionEntry]:
