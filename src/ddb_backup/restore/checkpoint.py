@@ -22,8 +22,9 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ddb_backup.errors import UserError
+from ddb_backup.errors import BackupError, UserError
 from ddb_backup.format.version_meta import epoch_to_iso
+from ddb_backup.restore.writer import RESUME_HINT
 
 CHECKPOINT_FORMAT = 1
 DIGEST_BYTES = 16
@@ -172,6 +173,13 @@ class Checkpoint:
         with self._lock:
             self.phase = phase
             self._save()
+
+    def require_finished(self, indexes: Iterable[int]) -> None:
+        """Refuse to go on (to the deletes) unless every range of ``indexes`` is finished: a bug, never an
+        expected state, once every write returned."""
+        unfinished = [index for index in indexes if index not in self.finished]
+        if unfinished:
+            raise BackupError(f"key ranges {unfinished[:5]} not finished after every write returned", RESUME_HINT)
 
     def present_digests(self) -> set[bytes]:
         if not self.present_path.exists():

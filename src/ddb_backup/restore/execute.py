@@ -25,6 +25,7 @@ from ddb_backup.errors import BackupError
 from ddb_backup.format import keys as k
 from ddb_backup.format.table_schema import describe_table
 from ddb_backup.restore.checkpoint import PHASE_SYNC, Checkpoint
+from ddb_backup.restore.dry_run import plan_only
 from ddb_backup.restore.items import ItemFlow
 from ddb_backup.restore.options import (
     DEFAULT_WORKERS,
@@ -39,13 +40,12 @@ from ddb_backup.restore.options import (
     validate,
 )
 from ddb_backup.restore.plan import PointInTime
-from ddb_backup.restore.processes import FanOut, process_count
+from ddb_backup.restore.processes import write_pending
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.rejects import RejectsFile
 from ddb_backup.restore.resolve import Resolver
 from ddb_backup.restore.scope import restore_ranges
-from ddb_backup.restore.state import iter_states
-from ddb_backup.restore.sync import delete_absent, name_digest
+from ddb_backup.restore.sync import delete_absent
 from ddb_backup.restore.target import Target, check_items_fit, prepare_target, source_schema
 from ddb_backup.restore.worker import Connect
 from ddb_backup.restore.writer import RESUME_HINT, BatchWriter
@@ -97,7 +97,6 @@ class _Restore:
         self.when = PointInTime(options.at, options.max_lag)
         self.items = ItemFlow(options, store, dynamodb, self.summary, stop, self._show)
         self._shown = 0.0
-        self._dry_present: set[bytes] = set()
         self.remote = RestoreSummary()  # what worker processes wrote (acknowledged puts, retries)
 
     @property
@@ -128,7 +127,8 @@ class _Restore:
             options.target,
             schema,
             overwrite=options.overwrite,
-            resuming=checkpoint is not None and options.resume,
+            # a dry run of a resume (the plan behind a confirmation) finds the table partly restored
+            resuming=options.resume and (checkpoint is not None or options.dry_run),
             dry_run=options.dry_run,
         )
         self.summary.target_created = target.created
@@ -164,18 +164,9 @@ class _Restore:
 
     def _plan_only(self, ranges: list[KeyRange], target: Target) -> None:
         self.summary.ranges = len(ranges)
-        for _, state in iter_states(self.store, ranges, self.when, workers=self.items.list_workers()):
-            if state is None:
-                continue
-            self.items.count(state)
-            if state.present:
-                if self.options.sync:
-                    self._dry_present.add(name_digest(state.object_key))
-                if self.on_plan is not None:
-                    self.on_plan(state)
-            self._show()
+        present = plan_only(self.items, ranges, self.on_plan, self._show)
         if self.options.sync and target.exists:
-            self._sync(target, None, self._dry_present)
+            self._sync(target, None, present)
 
     # -- writing ----------------------------------------------------------------------------------
 
@@ -187,18 +178,11 @@ class _Restore:
         writer = self.items.writer(target, rejects.add)
         try:
             if checkpoint.phase != PHASE_SYNC:
-                count = process_count(self.options, len(pending), self.connect)
-                if count > 1 and self.connect is not None:
-                    self.summary.processes = count
-                    self.remote = FanOut(
-                        self.options, self.connect, target, checkpoint, rejects, self.stop, self.summary,
-                        self._show, self.resolver.skips if self.resolver else None,
-                    ).run(pending, count)  # fmt: skip
-                else:
-                    self.items.write_ranges(pending, writer, checkpoint.finish_range)
-                    writer.drain(lambda: self._show(writer))  # every write acknowledged: all done callbacks ran
+                self.remote = write_pending(
+                    self.items, pending, target, writer, checkpoint, rejects, self.connect, self._show
+                )
                 raise_if_stopped(self.stop)
-                self._check_all_finished(pending, checkpoint)
+                checkpoint.require_finished(r.index for r in pending)
             if self.options.sync:
                 checkpoint.enter_phase(PHASE_SYNC)  # a crash from here on resumes with the deletes
                 self._sync(target, writer, checkpoint.present_digests())
@@ -215,11 +199,6 @@ class _Restore:
             for name in ("puts", "retries", "throttled"):
                 setattr(self.summary, name, getattr(self.summary, name) + getattr(self.remote, name))
             checkpoint.save_if_changed()
-
-    def _check_all_finished(self, ranges: list[KeyRange], checkpoint: Checkpoint) -> None:
-        unfinished = [r.index for r in ranges if r.index not in checkpoint.finished]
-        if unfinished:  # a bug, never an expected state: refuse to go on to the deletes
-            raise BackupError(f"key ranges {unfinished[:5]} not finished after every write returned", RESUME_HINT)
 
     def _show(self, writer: BatchWriter | None = None, *, force: bool = False) -> None:
         if self.progress is None:

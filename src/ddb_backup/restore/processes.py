@@ -22,13 +22,14 @@ from typing import Any
 
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.restore.checkpoint import Checkpoint
+from ddb_backup.restore.items import ItemFlow
 from ddb_backup.restore.options import RestoreOptions, RestoreSummary
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.rejects import RejectsFile
 from ddb_backup.restore.resolve import Skips
 from ddb_backup.restore.target import Target
 from ddb_backup.restore.worker import COUNTS, DONE, FAILED, FINISHED, REJECTED, Connect, Job, merge_counts, run_worker
-from ddb_backup.restore.writer import RESUME_HINT
+from ddb_backup.restore.writer import RESUME_HINT, BatchWriter
 
 POLL_SECONDS = 0.2
 RANGES_PER_PROCESS = 8
@@ -45,6 +46,30 @@ def process_count(options: RestoreOptions, pending: int, connect: Connect | None
         return 1
     wanted = options.processes or os.cpu_count() or 1
     return max(1, min(wanted, pending // RANGES_PER_PROCESS))
+
+
+def write_pending(
+    items: ItemFlow,
+    pending: list[KeyRange],
+    target: Target,
+    writer: BatchWriter,
+    checkpoint: Checkpoint,
+    rejects: RejectsFile,
+    connect: Connect | None,
+    show: Callable[[BatchWriter | None], None],
+) -> RestoreSummary:
+    """The pending ranges written, over worker processes when ``process_count`` says more than one (else
+    in this process, through ``writer``, every write acknowledged); returns what the workers wrote."""
+    count = process_count(items.options, len(pending), connect)
+    if count <= 1 or connect is None:
+        items.write_ranges(pending, writer, checkpoint.finish_range)
+        writer.drain(lambda: show(writer))  # every write acknowledged: all done callbacks ran
+        return RestoreSummary()
+    items.summary.processes = count
+    skips = items.resolver.skips if items.resolver is not None else None
+    shown = items.summary
+    fan_out = FanOut(items.options, connect, target, checkpoint, rejects, items.stop, shown, lambda: show(None), skips)
+    return fan_out.run(pending, count)
 
 
 class FanOut:
