@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from moto import mock_aws
 
@@ -113,6 +114,33 @@ def test_a_closed_stdout_exits_141_without_a_word(
     result = invoke(*command_args(name, tmp_path))
     assert result.exit_code == 141, (result.output, result.exception)
     assert isinstance(result.exception, SystemExit) and result.output == ""
+
+
+def test_ctrl_c_at_a_prompt_is_130_and_the_end_of_input_stays_a_decline() -> None:
+    """click's prompts turn Ctrl-C into ``Abort`` (its context the KeyboardInterrupt), as at restore's
+    confirmation; closed input is ``Abort`` too and keeps click's exit 1 (restore: declined)."""
+    from click.testing import CliRunner
+
+    from ddb_backup.cli import cli
+
+    @click.command("asks")
+    @click.option("--interrupt", is_flag=True)
+    def asks(interrupt: bool) -> None:
+        if interrupt:
+            try:
+                raise KeyboardInterrupt
+            except KeyboardInterrupt:
+                raise click.Abort() from None  # as click.termui.confirm does
+        click.confirm("go on?", abort=True)
+
+    cli.add_command(asks)
+    try:
+        interrupted = CliRunner().invoke(cli, ["asks", "--interrupt"])
+        declined = CliRunner().invoke(cli, ["asks"], input="")
+    finally:
+        cli.commands.pop("asks")
+    assert interrupted.exit_code == 130 and interrupted.output.strip() == "interrupted"
+    assert declined.exit_code == 1
 
 
 def run_entry(code: str) -> subprocess.CompletedProcess[str]:
