@@ -52,9 +52,7 @@ def check_bucket(s3: Any, bucket: str, option: str = "--bucket") -> None:
     Connection failures propagate (botocore's ``EndpointConnectionError``): the CLI reports them as such.
     """
     check = f"check {option}" + (" (or BackupBucket)" if option == "--bucket" else "")
-    problem = bucket_name_problem(bucket)
-    if problem is not None:  # the one rule (cli.common): S3 might only say "does not exist"
-        raise UserError(f"{option} {bucket!r} is not a valid S3 bucket name ({problem})", check)
+    check_bucket_name(bucket, option)
     try:
         s3.head_bucket(Bucket=bucket)
     except ParamValidationError as err:
@@ -69,6 +67,20 @@ def check_bucket(s3: Any, bucket: str, option: str = "--bucket") -> None:
                 f"{check}, --profile and the credentials' s3:ListBucket permission",
             ) from err
         raise
+
+
+def check_bucket_name(bucket: str, option: str) -> None:
+    """The one bucket-name rule (``cli.common.bucket_name_problem``), a ``UserError`` naming ``option``: S3
+    itself might only say such a bucket "does not exist"."""
+    problem = bucket_name_problem(bucket)
+    if problem is not None:
+        check = f"check {option}" + (" (or BackupBucket)" if option == "--bucket" else "")
+        raise UserError(f"{option} {bucket!r} is not a valid S3 bucket name ({problem})", check)
+
+
+def s3_url_bucket(url: str) -> str:
+    """The bucket of ``s3://BUCKET/...``; "" for anything else."""
+    return url.removeprefix("s3://").partition("/")[0] if url.startswith("s3://") else ""
 
 
 def check_s3_url(s3: Any, url: str, option: str) -> None:
