@@ -24,34 +24,54 @@ def notes() -> Iterator[list[str]]:
     aws.notify = None
 
 
+class Request:
+    def __init__(self, context: dict[str, Any]) -> None:
+        self.context = context
+
+
 def test_a_request_retrying_for_a_while_is_noted_once(notes: list[str]) -> None:
-    hook = aws._on_retry("s3")
+    failed, starts = aws._on_retry("s3"), aws._on_attempt("s3")
     unreachable = EndpointConnectionError(endpoint_url="http://127.0.0.1:9")
-    fresh: dict[str, Any] = {"context": {}}
-    hook(attempts=1, caught_exception=unreachable, request_dict=fresh)
-    assert notes == []  # the first failure of a request is not news
+    fresh: dict[str, Any] = {"context": {"retries": {"attempt": 2}}}
+    failed(attempts=1, caught_exception=unreachable, request_dict=fresh)
+    starts(request=Request(fresh["context"]))
+    assert notes == []  # the first retry of a request is not news
     old: dict[str, Any] = {"context": {"ddb_backup_started": time.monotonic() - aws.NOTICE_AFTER_SECONDS - 1}}
-    hook(attempts=3, caught_exception=unreachable, request_dict=old)
-    hook(attempts=4, caught_exception=unreachable, request_dict=old)
-    assert len(notes) == 1 and notes[0].startswith("s3: still trying after 3 attempts (Could not connect")
+    for attempt in (3, 4):
+        failed(attempts=attempt - 1, caught_exception=unreachable, request_dict=old)
+        old["context"]["retries"] = {"attempt": attempt}
+        starts(request=Request(old["context"]))
+    assert len(notes) == 1 and notes[0].startswith("s3: retrying: attempt 3 of at most 8 (the last one: Could not")
 
 
-def test_every_client_carries_the_hook(notes: list[str]) -> None:
-    old: dict[str, Any] = {"context": {"ddb_backup_started": time.monotonic() - aws.NOTICE_AFTER_SECONDS - 1}}
-    for service, operation in (("s3", "ListBuckets"), ("dynamodb", "ListTables"), ("dynamodbstreams", "ListStreams")):
-        client = aws.make_client(service, region="us-east-1")
-        model = client.meta.service_model
-        event = f"needs-retry.{model.service_id.hyphenize()}.{operation}"
-        client.meta.events.emit(
-            event,
-            attempts=2,
-            caught_exception=EndpointConnectionError(endpoint_url="http://127.0.0.1:9"),
-            request_dict=old,
-            response=None,
-            operation=model.operation_model(operation),
-        )
-        old["context"].pop("ddb_backup_noticed")
+def test_a_failed_answer_is_named_and_a_success_is_no_failure() -> None:
+    assert aws._failure(None, (None, {"Error": {"Code": "SlowDown"}})) == "SlowDown"
+    assert aws._failure(None, (None, {"ResponseMetadata": {"HTTPStatusCode": 503}})) == "HTTP 503"
+    assert aws._failure(None, (None, {"ResponseMetadata": {"HTTPStatusCode": 200}})) is None
+
+
+def answering(statuses: Iterator[int], body: bytes) -> Any:
+    """A ``before-send`` handler answering each request with the next status and ``body`` (no network)."""
+    from botocore.awsrequest import AWSResponse
+
+    raw = type("Raw", (), {"stream": lambda *_, **__: [body]})()
+    return lambda request, **_: AWSResponse(request.url, next(statuses), {}, raw)
+
+
+def test_every_client_carries_the_hooks(notes: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each service's client, answered 503 once and then 200 (no network): the retry is noted."""
+    monkeypatch.setattr(aws, "NOTICE_AFTER_SECONDS", 0.0)
+    for service, operation in (
+        ("s3", "list_buckets"),
+        ("dynamodb", "list_tables"),
+        ("dynamodbstreams", "list_streams"),
+    ):
+        client = aws.make_client(service, region="us-east-1", endpoint_url="http://127.0.0.1:9")
+        body = b"{}" if service != "s3" else b"<ListAllMyBucketsResult></ListAllMyBucketsResult>"
+        client.meta.events.register("before-send", answering(iter([503, 200]), body))
+        getattr(client, operation)()
     assert [note.split(":")[0] for note in notes] == ["s3", "dynamodb", "dynamodbstreams"]
+    assert all("attempt 2 of at most 8 (the last one: HTTP 503)" in note for note in notes), notes
 
 
 class Unreachable(MemoryStore):
@@ -79,13 +99,3 @@ def test_every_client_makes_the_documented_number_of_attempts_in_all() -> None:
     for service in ("s3", "dynamodb", "dynamodbstreams"):
         client = aws.make_client(service, endpoint_url="http://127.0.0.1:9", region="us-east-1")
         assert client.meta.config.retries["total_max_attempts"] == aws.DEFAULT_MAX_ATTEMPTS == MAX_RETRIES + 1 == 8
-
-
-def test_the_last_attempt_is_not_called_still_trying(notes: list[str]) -> None:
-    """The unreachable endpoint said "still trying after 8 attempts" just before giving up: 8 was all."""
-    hook = aws._on_retry("s3", max_attempts=8)
-    old: dict[str, Any] = {"context": {"ddb_backup_started": time.monotonic() - aws.NOTICE_AFTER_SECONDS - 1}}
-    hook(attempts=8, caught_exception=EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), request_dict=old)
-    assert notes == []
-    hook(attempts=7, caught_exception=EndpointConnectionError(endpoint_url="http://127.0.0.1:9"), request_dict=old)
-    assert len(notes) == 1

@@ -60,7 +60,7 @@ BEFORE = str(int(AT - 3 * 86400))
 
 
 def test_export_at_a_time_before_the_first_backup_exits_5_and_writes_nothing(bucket: Any, tmp_path: Path) -> None:
-    target = tmp_path / "new" / "folder"
+    target = tmp_path / "new"  # a new folder; the one above it exists (README, "Local files")
     common = ["export", "--bucket", BUCKET, "--prefix", "prod", "--table", "orders", "--to", str(target)]
     result = invoke(*common, "--at", BEFORE)
     assert one_line_error(result, 5), result.output  # a one-line error, not a traceback
@@ -71,7 +71,7 @@ def test_export_of_no_items_after_the_first_backup_writes_an_empty_export(bucket
     """Every item was deleted before TIME: an empty export is the truth (exit 0), into a new folder."""
     capture = Capture(S3Store(boto3.client("s3"), BUCKET), CaptureSettings(prefix="prod"), lambda table: SCHEMA)
     assert not capture.process([put(key(1), table="gone", at=AT - 60), remove(key(1), table="gone", at=AT)]).failures
-    target = tmp_path / "new" / "folder"
+    target = tmp_path / "new"  # a new folder; the one above it exists (README, "Local files")
     result = invoke(
         "export", "--bucket", BUCKET, "--prefix", "prod", "--table", "gone", "--at", "-1s", "--to", str(target)
     )

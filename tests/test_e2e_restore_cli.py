@@ -199,13 +199,23 @@ def wait_for_writes(process: subprocess.Popen[str]) -> list[str]:
     raise AssertionError(f"the restore ended before writing: {''.join(seen)}")
 
 
-@pytest.mark.parametrize("presses", [1, 2])
-def test_ctrl_c_stops_writing_and_resume_finishes_exactly(moto: str, tmp_path: Path, presses: int) -> None:
-    # GIVEN 200 items backed up (180 present at TIME) and a restore slowed to 10 writes a second
+@pytest.mark.parametrize(
+    ("presses", "at_before_writes"),
+    [(1, False), (2, False), (1, True)],
+    ids=["one-press", "two-presses", "time-before-the-s3-writes"],
+)
+def test_ctrl_c_stops_writing_and_resume_finishes_exactly(
+    moto: str, tmp_path: Path, presses: int, at_before_writes: bool
+) -> None:
+    # GIVEN 200 items backed up (180 present at TIME) and a restore slowed to 10 writes a second. TIME
+    # is now, or between the changes' event times and their (later) S3 writes, as when a restore's TIME
+    # is close to the start of the backup: the resume must not take the partly restored table for a
+    # table of someone else's (a tester's resume was refused with "table is not empty").
     ddb, s3 = make_client("dynamodb"), make_client("s3")
     backed_up_items(s3, 200, time.time() - 100)
     source_table(ddb)
-    args = ["--at", epoch_to_iso(time.time()), "--to-table", "copy", "--checkpoint", str(tmp_path / "cp.json")]
+    at = time.time() - (50 if at_before_writes else 0)
+    args = ["--at", epoch_to_iso(at), "--to-table", "copy", "--checkpoint", str(tmp_path / "cp.json")]
     process = start_restore(moto, *args, "--write-rate", "10", "--workers", "4")
     # WHEN Ctrl-C is pressed once some items are written (twice: the second after the first is taken)
     wait_for_writes(process)

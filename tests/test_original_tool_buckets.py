@@ -889,3 +889,50 @@ def test_11_2_a_folder_that_is_a_prefix_and_the_original_tools_table_without_pre
     OriginalTool(store2, prefix="orders", clock=clock2).process(_as_customers([put(key("c1"), v(9), at=T0)]))
     store2.put("orders/0-README.txt", b"hello", {})  # a stray right under it, passed over
     assert not holds_items_directly(store2, "", "orders")
+
+
+def moved_by(writer: str) -> MemoryStore:
+    """u1 in tenant t1 at T0 (written by ``writer``: "ours" or "original"); ddb-backup moves it to t2 at
+    T0+100 (new image under t2, a tenant-change removal under t1); u2 stays in t1."""
+    store, clock = new_bucket()
+    first = [put(key("u1"), tenant_v("t1", 1), at=T0), put(key("u2"), tenant_v("t1", 1), at=T0)]
+    if writer == "ours":
+        ours(store, clock, first, prefix="bk", tenant_column="tenant")
+    else:
+        OriginalTool(store, prefix="bk", tenant_column="tenant", clock=clock).process(first)
+    move = moved(key("u1"), tenant_v("t1", 1), tenant_v("t2", 2), at=T0 + 100)
+    ours(store, clock, [move], prefix="bk", tenant_column="tenant")
+    return store
+
+
+def diff_list(store: MemoryStore, start: float, end: float, tenant: str | None = None) -> list[tuple[str, str, Any]]:
+    counts = DiffCounts()
+    ranges = table_ranges(store, "bk", "orders", tenant)
+    changes = diff_table(store, ranges, start, end, counts, schema=SCHEMA, prefix="bk", table="orders")
+    found = [(c.key["userId"]["S"] if c.key else c.object_key, c.kind, c.changes.as_dict()) for c in changes]
+    assert (counts.added, counts.removed, counts.changed) == tuple(
+        sum(kind == wanted for _, kind, _ in found) for wanted in ("added", "removed", "changed")
+    )
+    return found
+
+
+@pytest.mark.parametrize("writer", ["ours", "original"])
+def test_5_diff_an_item_moved_between_tenants_is_one_changed_item(writer: str) -> None:
+    store = moved_by(writer)
+    # THEN diffing the whole table reports u1 once, changed (its tenant and v), from its old image
+    ((name, kind, changes),) = diff_list(store, T0 + 50, T0 + 200)
+    assert (name, kind) == ("u1", "changed"), changes
+    assert changes["changed"] == ["tenant", "v"], changes
+    # AND restricted to one tenant folder, the item left t1 (removed there) and came to t2 (added there)
+    assert [(n, k) for n, k, _ in diff_list(store, T0 + 50, T0 + 200, "t1")] == [("u1", "removed")]
+    assert [(n, k) for n, k, _ in diff_list(store, T0 + 50, T0 + 200, "t2")] == [("u1", "added")]
+
+
+def test_5_diff_an_item_moved_back_by_ddb_backup_is_one_changed_item_from_its_state_at_the_start() -> None:
+    # GIVEN the original tool moved u1 t1 -> t2 (stale copy left in t1), then ddb-backup moved it back to t1
+    store = moved_back()
+    # THEN across the move back: one changed item, from v2 in t2 (not the stale v1 left in t1, which
+    # would change only v) to v3 in t1
+    ((name, kind, changes),) = diff_list(store, T0 + 150, T0 + 300)
+    assert (name, kind) == ("u1", "changed")
+    assert changes["changed"] == ["tenant", "v"], changes

@@ -8,8 +8,8 @@ One retry policy for every service (S3, DynamoDB, DynamoDB Streams): botocore's 
 first request and its retries; botocore's own ``max_attempts`` would count retries only); an
 endpoint that cannot be reached gives up after 1-6 s (measured on an unused loopback port, varying
 with load), for S3 and DynamoDB alike, and ``store.retry`` does not retry it again. Once a request
-has been retrying for ``NOTICE_AFTER_SECONDS``, ``notify`` (set by the command line; None in the
-Lambda function) hears about it once.
+has been going for ``NOTICE_AFTER_SECONDS`` and a retry starts, ``notify`` (set by the command line;
+None in the Lambda function) hears about it once, naming the attempt that starts and why the last failed.
 """
 
 from __future__ import annotations
@@ -51,20 +51,55 @@ def fast_timestamps(session: Any) -> None:
     factory.set_parser_defaults(timestamp_parser=parse_timestamp)
 
 
-def _on_retry(service: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[..., None]:
-    """A ``needs-retry`` hook that tells ``notify`` once per request when retries have gone on for a while
-    (not after the last of ``max_attempts``: nothing is still trying then). Returns None: botocore's own
-    handler decides whether and when to retry."""
+def _failure(caught_exception: Exception | None, response: Any) -> str | None:
+    """What went wrong with an attempt (its exception, or an error answer's code), None when it succeeded."""
+    if caught_exception is not None:
+        return str(caught_exception)
+    if isinstance(response, tuple) and len(response) == 2 and isinstance(response[1], dict):
+        error = response[1].get("Error") or {}
+        status = response[1].get("ResponseMetadata", {}).get("HTTPStatusCode")
+        if error or (isinstance(status, int) and status >= 400):
+            code = str(error.get("Code") or "")
+            return code if code and not code.isdigit() else f"HTTP {status or code}"  # JSON: Code "503"
+    return None
 
-    def hook(attempts: int = 0, caught_exception: Exception | None = None, request_dict: Any = None, **_: Any) -> None:
-        context = request_dict.get("context", {}) if isinstance(request_dict, dict) else {}
+
+def _on_retry(service: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[..., None]:
+    """A ``needs-retry`` hook that remembers, in the request's context, why its last attempt failed.
+    Returns None: botocore's own handler decides whether and when to retry."""
+
+    def hook(
+        caught_exception: Exception | None = None, request_dict: Any = None, response: Any = None, **_: Any
+    ) -> None:
+        if isinstance(request_dict, dict):
+            context = request_dict.setdefault("context", {})
+            context["ddb_backup_failure"] = _failure(caught_exception, response)
+
+    return hook
+
+
+def _on_attempt(service: str, max_attempts: int = DEFAULT_MAX_ATTEMPTS) -> Callable[..., None]:
+    """A ``request-created`` hook: as a retry starts (attempt 2 or later: botocore decided to make it),
+    once the request has been going for ``NOTICE_AFTER_SECONDS``, tell ``notify`` once per request, e.g.
+    ``s3: retrying: attempt 3 of at most 8 (the last one: <why it failed>)``. The note is therefore always
+    followed by the attempt it names, and never comes after the last one."""
+
+    def hook(request: Any = None, **_: Any) -> None:
+        context = getattr(request, "context", None)
+        if not isinstance(context, dict):
+            return
         started = context.setdefault("ddb_backup_started", time.monotonic())
-        failing = (caught_exception is not None or attempts > 1) and attempts < max_attempts
+        attempt = context.get("retries", {}).get("attempt", 1)
         waited = time.monotonic() - started
-        if failing and notify is not None and not context.get("ddb_backup_noticed") and waited >= NOTICE_AFTER_SECONDS:
+        if (
+            attempt > 1
+            and notify is not None
+            and not context.get("ddb_backup_noticed")
+            and waited >= NOTICE_AFTER_SECONDS
+        ):
             context["ddb_backup_noticed"] = True
-            reason = caught_exception or "throttled or a server error"
-            notify(f"{service}: still trying after {attempts} attempts ({reason})")
+            reason = context.get("ddb_backup_failure") or "throttled or a server error"
+            notify(f"{service}: retrying: attempt {attempt} of at most {max_attempts} (the last one: {reason})")
 
     return hook
 
@@ -88,4 +123,5 @@ def make_client(
         config=client_config(max_pool=max_pool, max_attempts=max_attempts),
     )
     client.meta.events.register("needs-retry", _on_retry(service, max_attempts))  # every operation of this client
+    client.meta.events.register("request-created", _on_attempt(service, max_attempts))
     return client

@@ -5,11 +5,12 @@ Library errors become one line on stderr and an exit code; no traceback for what
 
 from __future__ import annotations
 
+import os
 import sys
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
 
 from ddb_backup import __version__
 from ddb_backup.aws import clients as aws
@@ -30,14 +31,18 @@ from ddb_backup.store import StoreError
 
 USER_ERRORS = (UserError, SettingsError, InvalidKeyError)
 AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
-EXIT_CODES = (0, 1, 2, 3, 4, 5, 130)  # the documented set (the group's help); nothing else may come out
+INTERRUPTED = 130  # Ctrl-C, as shells report a process ended by SIGINT (128 + 2)
+CLOSED_STDOUT = 141  # stdout closed early (`| head`), as shells report SIGPIPE (128 + 13)
+EXIT_CODES = (0, 1, 2, 3, 4, 5, INTERRUPTED, CLOSED_STDOUT)  # the documented set (the group's help)
+CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError)  # none reached, or the server hung up
 
 
-def _unreachable(err: BaseException) -> EndpointConnectionError | None:
-    """The connection failure behind ``err`` (itself or a cause), if it is one."""
+def _unreachable(err: BaseException) -> BaseException | None:
+    """The connection failure behind ``err`` (itself or a cause), if it is one: no connection made, or one
+    the server closed without an answer."""
     seen: BaseException | None = err
     while seen is not None:
-        if isinstance(seen, EndpointConnectionError):
+        if isinstance(seen, CONNECTION_ERRORS):
             return seen
         seen = seen.__cause__
     return None
@@ -53,11 +58,33 @@ def _missing_bucket(err: BaseException) -> str | None:
     return None
 
 
+def _silence_stdout() -> None:
+    """After the reader of stdout went away: send what is still buffered nowhere, so that flushing at exit
+    does not fail again (Python's own "Exception ignored ... BrokenPipeError" line)."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # not a real file (a test's runner)
+        pass
+
+
 class Cli(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         aws.notify = lambda message: click.echo(f"note: {message}", err=True)
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # restore and run handle their own Ctrl-C; everything else ends here
+            click.echo("interrupted", err=True)
+            ctx.exit(INTERRUPTED)
+        except click.Abort as err:  # click's prompts turn Ctrl-C into Abort (end of input stays a decline)
+            if not isinstance(err.__context__, KeyboardInterrupt):
+                raise
+            click.echo("interrupted", err=True)
+            ctx.exit(INTERRUPTED)
+        except BrokenPipeError:
+            _silence_stdout()
+            ctx.exit(CLOSED_STDOUT)
         except USER_ERRORS as err:
             click.echo(f"error: {err}", err=True)
             ctx.exit(getattr(err, "exit_code", 2))  # NothingMatches: 5
@@ -94,7 +121,8 @@ def cli() -> None:
     except items the target refused (restore: the rejects file), 5 the backup holds nothing
     for the --bucket, --prefix, --table, --tenant or --key given, or nothing at a TIME before
     the table's first write, or a --to/--checkpoint bucket does not exist (the message says what
-    it does hold), 130 interrupted (restore: --resume).
+    it does hold), 130 interrupted by Ctrl-C (restore: --resume; run: a first Ctrl-C stops
+    cleanly, exit 0), 141 stdout was closed before the output was written (e.g. `| head -1`).
     --bucket and --prefix default to the env names BackupBucket and BackupPrefix.
     Each command's --help has an example and its own exit codes.
     """

@@ -69,7 +69,8 @@ RATE = Rate()
 
 class LocalFile(click.Path):
     """A local file the command writes (``--checkpoint``, ``--rejects``): as ``click.Path(dir_okay=False)``,
-    and a usage error for what no file name can hold (a NUL character) instead of a ValueError later."""
+    and a usage error for what no file name can hold (a NUL character) instead of a ValueError later, or
+    for a path the local-path rule refuses (``preflight.check_local_path``: its folder must exist)."""
 
     def __init__(self) -> None:
         super().__init__(dir_okay=False, path_type=Path)
@@ -77,7 +78,13 @@ class LocalFile(click.Path):
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, str) and "\x00" in value:
             self.fail(f"{value!r} holds a NUL character, which no file name can", param, ctx)
-        return super().convert(value, param, ctx)
+        path = super().convert(value, param, ctx)
+        if isinstance(value, str):
+            from ddb_backup.cli.preflight import check_local_path
+
+            option = param.opts[0] if param is not None and param.opts else "the path"
+            check_local_path(option, value, folder=False)  # a UserError: one line and a hint, as run's
+        return path
 
 
 TABLE_NAME_RULE = "3-255 characters of a-z, A-Z, 0-9, '_', '-', '.'"
@@ -157,6 +164,29 @@ def _backup_prefix(_: click.Context, __: click.Parameter, value: str) -> str:
     except SettingsError as err:
         raise click.BadParameter(str(err), param_hint="'--prefix'") from err
     return value
+
+
+_BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_IP_ADDRESS = re.compile(r"[0-9]+(\.[0-9]+){3}")
+_RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
+_RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
+BUCKET_NAME_RULE = "3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit"
+
+
+def bucket_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be an S3 general purpose bucket's name, or None: the one rule for every bucket
+    argument (``--bucket``, ``s3://BUCKET/...`` in ``--to`` and ``--checkpoint``), from the S3 User
+    Guide, "General purpose bucket naming rules". Names of the legacy us-east-1 rule (capitals,
+    underscores; no longer creatable since 2018) are refused too."""
+    if not _BUCKET_NAME.fullmatch(name):
+        return BUCKET_NAME_RULE
+    if ".." in name:
+        return "two dots in a row"
+    if _IP_ADDRESS.fullmatch(name):
+        return "it is formatted as an IP address"
+    reserved = [part for part in _RESERVED_PREFIXES if name.startswith(part)]
+    reserved += [part for part in _RESERVED_SUFFIXES if name.endswith(part)]
+    return f"{reserved[0]!r} is reserved by S3" if reserved else None
 
 
 def bucket_options(command: F) -> F:

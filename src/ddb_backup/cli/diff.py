@@ -24,7 +24,10 @@ from ddb_backup.timeparse import FORMS, parse_time
 @click.option(
     "--to", "end_text", default="-0s", show_default="now", metavar="TIME", help="The later time (same forms)."
 )
-@click.option("--tenant", help="Only this tenant's items (MultiTenancyColumn value).")
+@click.option(
+    "--tenant",
+    help="Only this tenant's items (MultiTenancyColumn value): one moved out is removed, one moved in added.",
+)
 @tenancy_options()
 @json_option
 @aws_options

@@ -47,7 +47,9 @@ def parse_key_option(text: str) -> k.TypedItem:
     try:
         return parse_key(text)
     except ArithmeticError as err:  # decimal.Rounded, Inexact: DynamoDB numbers have at most 38 digits
-        raise UserError(f"--key {text!r} holds a number DynamoDB cannot store (38 digits at most)", KEY_FORMS) from err
+        raise UserError(
+            f"--key {text!r} holds a number DynamoDB cannot store (38 digits at most, 1E-130 to 1E+126)", KEY_FORMS
+        ) from err
     except (TypeError, ValueError) as err:  # keys.InvalidKeyError is a ValueError
         raise UserError(f"--key {text!r} is not a key DynamoDB can hold: {err}", KEY_FORMS) from err
 

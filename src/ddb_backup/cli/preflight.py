@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import os
 import unicodedata
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from urllib.parse import unquote
 
 from botocore.exceptions import ClientError, ParamValidationError
 
+from ddb_backup.cli.common import bucket_name_problem
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases
 from ddb_backup.format import keys as k
@@ -50,6 +52,9 @@ def check_bucket(s3: Any, bucket: str, option: str = "--bucket") -> None:
     Connection failures propagate (botocore's ``EndpointConnectionError``): the CLI reports them as such.
     """
     check = f"check {option}" + (" (or BackupBucket)" if option == "--bucket" else "")
+    problem = bucket_name_problem(bucket)
+    if problem is not None:  # the one rule (cli.common): S3 might only say "does not exist"
+        raise UserError(f"{option} {bucket!r} is not a valid S3 bucket name ({problem})", check)
     try:
         s3.head_bucket(Bucket=bucket)
     except ParamValidationError as err:
@@ -311,9 +316,11 @@ def looks_like_prefix(store: ObjectStore, prefix: str, name: str) -> bool:
 
 
 def check_local_path(option: str, text: str, *, folder: bool) -> None:
-    """A local ``--to`` folder (``folder``) or file (a checkpoint) the command will write: ``UserError``
-    when it is empty, is the other kind, or lies below a file. A path that does not exist yet is fine
-    (the command creates it)."""
+    """A local path a command writes: a file (``--checkpoint``, ``--rejects``) or, with ``folder``,
+    ``export --to``'s folder. One rule for all of them (README, "Local files"): the path is not empty
+    and not the other kind, and the folder it goes in exists and may be written; the command creates the
+    file or folder itself, never the folders above it. Else a ``UserError`` (exit 2), raised before the
+    command touches anything."""
     kind = "folder" if folder else "file"
     if not text.strip():
         raise UserError(f"{option} is empty", f"give a {kind} path" + (" or s3://BUCKET/PREFIX" if folder else ""))
@@ -323,8 +330,16 @@ def check_local_path(option: str, text: str, *, folder: bool) -> None:
     if path.exists() and path.is_dir() != folder:
         other = "a folder" if path.is_dir() else "a file"
         raise UserError(f"{option} {text!r} is {other}, not a {kind}", f"give a {kind} path")
-    for parent in path.parents:
-        if parent.exists():
-            if not parent.is_dir():
-                raise UserError(f"{option} {text!r} lies below {str(parent)!r}, a file", f"give a {kind} path")
+    parent = path.absolute().parent
+    for above in (parent, *parent.parents):
+        if above.exists():
+            if not above.is_dir():
+                raise UserError(f"{option} {text!r} lies below {str(above)!r}, a file", f"give a {kind} path")
             break
+    if not parent.is_dir():
+        raise UserError(
+            f"{option} {text!r}: the folder {str(parent)!r} does not exist",
+            f"create it first (mkdir -p {str(parent)!r}); no command creates the folders above its {kind}",
+        )
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {text!r}: the folder {str(parent)!r} may not be written", f"give a {kind} path")

@@ -177,7 +177,8 @@ def restore_command(
         keys = [parse_key_option(text) for text in key_texts]
         preflight.check_keys(store, prefix, options.source, keys, tenant=tenant, schema=schema)
     dynamodb = aws.client("dynamodb", max_pool=max(64, options.workers))
-    _refuse_before_the_backup(options, lambda opts: restore(opts, store, dynamodb), store)
+    if not options.resume:  # a checkpoint exists: the interrupted run passed this check
+        _refuse_before_the_backup(options, lambda opts: restore(opts, store, dynamodb), store)
     clients = WorkerClients(aws, bucket, options.workers)
     if not yes:
         _confirm(options, lambda opts: restore(opts, store, dynamodb))
@@ -251,7 +252,7 @@ def _refuse_before_the_backup(
     """TIME before the table's first write (S3 write time) and nothing present at TIME (a dry run of the
     plan says, only then): a wrong time, not an empty table; exit 5 before the target is created."""
     first = preflight.first_write_after(store, options.prefix, options.source, options.at, options.tenant_segment)
-    if first is not None and plan(replace(options, dry_run=True, resume=False)).puts == 0:
+    if first is not None and plan(replace(options, dry_run=True)).puts == 0:
         raise preflight.before_first_write(options.source, first, options.at, "--at")
 
 
@@ -265,7 +266,7 @@ def _confirm(options: RestoreOptions, plan: Callable[[RestoreOptions], RestoreSu
             f"{' '.join(flags)} change(s) the live table {options.target!r} and there is no terminal to ask",
             "add --yes to confirm in a script",
         )
-    planned = plan(replace(options, dry_run=True, resume=False))
+    planned = plan(replace(options, dry_run=True))
     at = datetime.fromtimestamp(options.at, tz=UTC)
     click.echo(f"restore into table {options.target!r} ({', '.join(flags)})", err=True)
     click.echo(f"TIME: {at:%Y-%m-%d %H:%M:%S} UTC = {at.astimezone():%Y-%m-%d %H:%M:%S %Z} local", err=True)

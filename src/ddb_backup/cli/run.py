@@ -114,9 +114,9 @@ def run(
         bucket, clean_prefix(prefix), plain_text, tenant_column or None, expected_bucket_owner=aws.expected_bucket_owner
     )
     dynamodb, s3 = aws.client("dynamodb"), aws.client("s3")
-    stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     preflight.check_bucket(s3, bucket)
     preflight.check_s3_url(s3, checkpoint or "", "--checkpoint")
+    stream_arn = stream_arn_for(dynamodb, table, needs_old_image=settings.tenant_column is not None)
     runtime = build_runtime(settings, s3_client=s3, dynamodb_client=dynamodb)
     checkpoints = open_checkpoints(checkpoint or default_location(bucket, settings.prefix, table), lambda: s3)
     stop = threading.Event()

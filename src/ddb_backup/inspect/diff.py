@@ -6,7 +6,8 @@ the object is read and resolved (``restore.resolve``): a stray object is skipped
 under its canonical name, present at ``from``, is compared as it is; any other object (the original
 tool's, one of an item's other names, or an item new at ``to``) is merged with the item's other names,
 and the change is reported once, by the object holding the item's change in effect at ``to``. An
-identical image written again is unchanged.
+item moved between tenant folders is one item when the whole table is diffed (``_Diff._may_have_moved``).
+An identical image written again is unchanged.
 """
 
 from __future__ import annotations
@@ -18,11 +19,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ddb_backup.format.keys import KeySchema
-from ddb_backup.format.version_meta import VersionMeta
+from ddb_backup.format.version_meta import INSERT, REMOVED_BY_TENANT_CHANGE, MetadataError, VersionMeta
 from ddb_backup.inspect.images import AttributeChanges, attribute_changes, image_digest, item_key, map_bounded
 from ddb_backup.restore.plan import group_versions, metadata_reader
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.restore.resolve import Inspected, Resolver, parse_image, resolver_for
+from ddb_backup.restore.resolve import Change, Inspected, Resolver, parse_image, resolver_for
 from ddb_backup.restore.state import DEFAULT_LIST_WORKERS, map_ranges
 from ddb_backup.restore.timeline import DEFAULT_MAX_LAG, ItemState, ReadMeta, state_at
 from ddb_backup.store import NoSuchVersion, ObjectStore, VersionEntry
@@ -223,6 +224,66 @@ class _Diff:
         self.ranges = ranges  # the diff's: only names in them were counted
         self.counted_twice = 0  # other names of a changed item, counted unchanged without being read
         self._lock = threading.Lock()
+        # the diff covers the table's folders (not one tenant's): an item moved between tenant folders is
+        # one item, reported once (docs/format.md, "Buckets written by the original tool")
+        self.whole_table = not ranges or any(r.prefix in resolver.folders for r in ranges)
+
+    def _may_have_moved(self, found: Inspected, pair: ItemPair) -> bool:
+        """Whether the object's change may be half of a tenant move, seen from its own versions and the
+        metadata already read: it left by our ``tenant-change`` removal; or it holds an image at the end
+        that is not an insert, while it held nothing (or a version of the original tool, which leaves an
+        item's old tenant folder as it was) at the start. Only these pay for looking in every tenant
+        folder (one LIST per name per tenant folder)."""
+        if not self.whole_table or not found.where.tenant:
+            return False
+        if not pair.after.present:
+            return self._moved_out(pair)
+        if pair.before.present and not pair.before.legacy:
+            return False
+        return found.meta is None or found.meta.event_name != INSERT
+
+    def _moved_out(self, pair: ItemPair) -> bool:
+        decided = pair.after.decided_by
+        if decided is None or decided.is_delete_marker:
+            return False
+        meta = pair.after.decided_meta
+        if meta is None:
+            try:
+                meta = VersionMeta.from_s3(self.resolver.store.head(decided.key, decided.version_id).metadata)
+            except (NoSuchVersion, MetadataError):
+                return False
+        return meta is not None and meta.removed_by == REMOVED_BY_TENANT_CHANGE
+
+    def _moved_change(self, found: Inspected, pair: ItemPair) -> ItemChange | object | None:
+        """The item's change over its names in every tenant folder, reported by the name holding its change
+        in effect at the end (by the format's order: a tenant-change removal is before the new tenant's
+        image of the same change), or by this name when the item is absent at the end and this name
+        held it last (it left, then its new folder removed it too: a removal all the same)."""
+        names = [found.object_key, *self.resolver.other_names(found, every_tenant=True)]
+        first, last = self._latest(names, self.start), self._latest(names, self.end)
+        if last is None:
+            return NOT_MINE
+        if last.present and last.object_key != found.object_key:
+            return NOT_MINE
+        if last.present and (pair.after.version is None or last.entry.version_id != pair.after.version.version_id):
+            return NOT_MINE
+        held_first = first is not None and first.present and first.object_key == found.object_key
+        if not last.present and not held_first and last.object_key != found.object_key:
+            return NOT_MINE
+        change = _change(
+            found.object_key, self.resolver.image_of(first), self.resolver.image_of(last), self.resolver.schema
+        )
+        if change is not NOT_MINE:
+            self._count_unchanged(found.object_key, names)
+        return change
+
+    def _latest(self, names: list[str], at: float) -> Change | None:
+        best: Change | None = None
+        for name in dict.fromkeys(names):
+            change = self.resolver.change_at(name, at, self.max_lag)
+            if change is not None and (best is None or change.order > best.order):
+                best = change
+        return best
 
     def compare(self, pair: ItemPair) -> ItemChange | object | None:
         """The item's change, None when unchanged, NOT_MINE when another name (or nobody) reports it."""
@@ -231,6 +292,8 @@ class _Diff:
         found = self._inspect(pair)
         if found is None:
             return NOT_MINE
+        if self._may_have_moved(found, pair):
+            return self._moved_change(found, pair)
         if found.canonical and pair.before.present:
             return self._canonical_change(found, pair)
         return self._merged_change(found, pair)

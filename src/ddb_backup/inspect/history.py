@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
-from boto3.dynamodb.types import TypeSerializer
+from boto3.dynamodb.types import DYNAMODB_CONTEXT, TypeSerializer
 
 from ddb_backup.errors import UserError
 from ddb_backup.format import aliases as al
@@ -237,7 +237,9 @@ def _original_event(image: Mapping[str, Any] | None, before: Mapping[str, Any] |
 
 
 def parse_key(text: str) -> k.TypedItem:
-    """``--key``: DynamoDB JSON (``{"pk":{"S":"a"},"sk":{"N":"1"}}``) or plain JSON (``{"pk":"a","sk":1}``)."""
+    """``--key``: DynamoDB JSON (``{"pk":{"S":"a"},"sk":{"N":"1"}}``) or plain JSON (``{"pk":"a","sk":1}``),
+    one parser for both forms and every command. A number DynamoDB cannot store (39 digits, 1E+200) raises
+    an ``ArithmeticError`` in either form (``cli.lookup.parse_key_option`` makes it a usage error)."""
     try:
         value = json.loads(text, parse_float=Decimal)
     except ValueError as err:
@@ -245,9 +247,15 @@ def parse_key(text: str) -> k.TypedItem:
     if not isinstance(value, dict) or not value:
         raise UserError("--key must be a JSON object of the key attributes", 'e.g. \'{"pk":{"S":"a"}}\'')
     if all(isinstance(v, dict) and len(v) == 1 and next(iter(v)) in k.KEY_TYPES for v in value.values()):
-        return k.canonical_key(value)
-    serializer = TypeSerializer()
-    return k.canonical_key({name: serializer.serialize(v) for name, v in value.items()})
+        typed = value
+    else:
+        serializer = TypeSerializer()
+        typed = {name: serializer.serialize(v) for name, v in value.items()}
+    key = k.canonical_key(typed)
+    for scalar in key.values():  # both forms: DynamoDB's number rule (38 digits, 1E-130..1E+126)
+        if "N" in scalar:
+            DYNAMODB_CONTEXT.create_decimal(scalar["N"])  # decimal.Rounded, Inexact, Overflow: ArithmeticError
+    return key
 
 
 def locate_item(

@@ -127,7 +127,8 @@ class _Restore:
             options.target,
             schema,
             overwrite=options.overwrite,
-            resuming=checkpoint is not None and options.resume,
+            # a dry run of a resume (the plan behind a confirmation) finds the table partly restored
+            resuming=options.resume and (checkpoint is not None or options.dry_run),
             dry_run=options.dry_run,
         )
         self.summary.target_created = target.created
