@@ -199,9 +199,9 @@ def test_a_39_digit_number_is_refused_alike_in_both_key_forms(
 @pytest.mark.parametrize(
     "args",
     [
-        ["tables", "--bucket", "A_B"],
-        ["export", *READS, "--at", "-1m", "--to", "s3://A_B/x"],
-        ["run", "--bucket", BUCKET, "--table", "orders", "--until-idle", "--checkpoint", "s3://A_B/cp.json"],
+        ["tables", "--bucket", "a!b"],
+        ["export", *READS, "--at", "-1m", "--to", "s3://a!b/x"],
+        ["run", "--bucket", BUCKET, "--table", "orders", "--until-idle", "--checkpoint", "s3://a!b/cp.json"],
         ["history", "--bucket", "xn--bucket", "--table", "orders", "--key", '{"pk":"p1","sk":1}'],
         ["tables", "--bucket", "192.168.1.1"],
     ],
@@ -212,9 +212,23 @@ def test_an_invalid_bucket_name_is_refused_alike_everywhere(bucket: Any, args: l
     assert "not a valid S3 bucket name" in result.output and "does not exist" not in result.output
 
 
-@pytest.mark.parametrize("name", ["backups", "my.bucket-1", "a" * 63, "abc"])
+@pytest.mark.parametrize("name", ["backups", "my.bucket-1", "a" * 63, "abc", "Legacy_Backups", "A" * 255])
 def test_valid_bucket_names_pass_the_rule(name: str) -> None:
+    # a legacy us-east-1 name (capitals, underscores) is a real bucket some users still back up into
     assert common.bucket_name_problem(name) is None
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["tables", "--bucket", "A_B"],
+        ["export", *READS, "--at", "-1m", "--to", "s3://A_B/x"],
+    ],
+)
+def test_a_missing_legacy_named_bucket_is_missing_alike_everywhere(bucket: Any, args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 5, result.output
+    assert "'A_B' does not exist" in result.output
 
 
 # -- 6: the retry note is true; a connection closed is a connection error ---------------------------

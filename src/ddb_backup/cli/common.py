@@ -167,17 +167,24 @@ def _backup_prefix(_: click.Context, __: click.Parameter, value: str) -> str:
 
 
 _BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+_LEGACY_BUCKET_NAME = re.compile(r"(?=.*[A-Z_])[A-Za-z0-9._-]{3,255}")  # us-east-1 before March 2018
 _IP_ADDRESS = re.compile(r"[0-9]+(\.[0-9]+){3}")
 _RESERVED_PREFIXES = ("xn--", "sthree-", "amzn-s3-demo-")
 _RESERVED_SUFFIXES = ("-s3alias", "--ol-s3", ".mrap", "--x-s3", "--table-s3")
-BUCKET_NAME_RULE = "3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit"
+BUCKET_NAME_RULE = (
+    "3-63 characters of a-z, 0-9, '.', '-', starting and ending with a letter or digit "
+    "(or a legacy us-east-1 name: up to 255 of A-Z, a-z, 0-9, '.', '-', '_')"
+)
 
 
 def bucket_name_problem(name: str) -> str | None:
     """Why ``name`` cannot be an S3 general purpose bucket's name, or None: the one rule for every bucket
     argument (``--bucket``, ``s3://BUCKET/...`` in ``--to`` and ``--checkpoint``), from the S3 User
-    Guide, "General purpose bucket naming rules". Names of the legacy us-east-1 rule (capitals,
-    underscores; no longer creatable since 2018) are refused too."""
+    Guide, "General purpose bucket naming rules". A name of the legacy us-east-1 rule (up to 255
+    characters, capitals and underscores allowed; no longer creatable since 2018) is accepted: the
+    original tool's users may keep such a bucket, and a missing one is then "does not exist"."""
+    if _LEGACY_BUCKET_NAME.fullmatch(name) and not _BUCKET_NAME.fullmatch(name):
+        return None
     if not _BUCKET_NAME.fullmatch(name):
         return BUCKET_NAME_RULE
     if ".." in name:
