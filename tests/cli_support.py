@@ -50,6 +50,11 @@ def fill_bucket() -> Any:
     return dynamodb
 
 
+def tables_of(dynamodb: Any) -> list[str]:
+    """The DynamoDB tables that exist (a refused command must have created none)."""
+    return list(dynamodb.list_tables()["TableNames"])
+
+
 def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
     return CliRunner().invoke(cli, list(args), env=env)
 

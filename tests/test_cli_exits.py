@@ -16,7 +16,7 @@ import click
 import pytest
 from moto import mock_aws
 
-from cli_support import BUCKET, fill_bucket, invoke, one_line_error
+from cli_support import BUCKET, fill_bucket, invoke, one_line_error, tables_of
 from ddb_backup.aws import clients as aws
 from ddb_backup.cli import common
 
@@ -27,10 +27,6 @@ ROOT = Path(__file__).resolve().parents[1]
 def bucket() -> Iterator[Any]:
     with mock_aws():
         yield fill_bucket()
-
-
-def tables_of(dynamodb: Any) -> list[str]:
-    return list(dynamodb.list_tables()["TableNames"])
 
 
 READS = ["--bucket", BUCKET, "--prefix", "prod", "--table", "orders"]

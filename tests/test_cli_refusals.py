@@ -15,7 +15,7 @@ import pytest
 from moto import mock_aws
 
 from builders import put, remove
-from cli_support import AT, BUCKET, SCHEMA, fill_bucket, invoke, key, one_line_error
+from cli_support import AT, BUCKET, SCHEMA, fill_bucket, invoke, key, one_line_error, tables_of
 from ddb_backup.capture.engine import Capture, CaptureSettings
 from ddb_backup.cli import cli
 from ddb_backup.store.s3 import S3Store
@@ -25,10 +25,6 @@ from ddb_backup.store.s3 import S3Store
 def bucket() -> Iterator[Any]:
     with mock_aws():
         yield fill_bucket()
-
-
-def tables_of(dynamodb: Any) -> list[str]:
-    return list(dynamodb.list_tables()["TableNames"])
 
 
 # -- nothing matches: exit 5 and what the bucket does hold -----------------------------------------------

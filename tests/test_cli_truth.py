@@ -5,65 +5,23 @@ from __future__ import annotations
 
 import json
 import socket
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import CliRunner
 from moto import mock_aws
 
-from builders import put
-from ddb_backup.capture.engine import Capture, CaptureSettings
+from cli_support import AT, BUCKET, NOW, fill_bucket, invoke, tables_of
 from ddb_backup.cli import cli
-from ddb_backup.format import keys as k
-from ddb_backup.store.s3 import S3Store
-
-BUCKET = "backups"
-NOW = time.time()
-AT = NOW - 600
-
-
-def key(n: int) -> dict[str, Any]:
-    return {"pk": {"S": f"p{n}"}, "sk": {"N": str(n)}}
 
 
 @pytest.fixture
 def bucket() -> Iterator[Any]:
-    """A versioned bucket: `orders` under prefix `prod` (3 items), `teams` under `prod` with tenants
-    `acme` and `globex`; the live table `orders` exists."""
+    """The shared command-line bucket (``cli_support.fill_bucket``); yields the DynamoDB client."""
     with mock_aws():
-        s3 = boto3.client("s3", region_name="us-east-1")
-        s3.create_bucket(Bucket=BUCKET)
-        s3.put_bucket_versioning(Bucket=BUCKET, VersioningConfiguration={"Status": "Enabled"})
-        store = S3Store(s3, BUCKET)
-        schema = k.KeySchema("pk", "sk")
-        plain = Capture(store, CaptureSettings(prefix="prod"), lambda table: schema)
-        assert not plain.process([put(key(n), {"v": {"N": str(n)}}, at=AT) for n in range(3)]).failures
-        tenanted = Capture(store, CaptureSettings(prefix="prod", tenant_column="org"), lambda table: schema)
-        records = [put(key(n), {"org": {"S": org}}, table="teams", at=AT) for n, org in enumerate(["acme", "globex"])]
-        assert not tenanted.process(records).failures
-        dynamodb = boto3.client("dynamodb", region_name="us-east-1")
-        dynamodb.create_table(
-            TableName="orders",
-            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "sk", "KeyType": "RANGE"}],
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "N"},
-            ],
-            BillingMode="PAY_PER_REQUEST",
-        )
-        yield dynamodb
-
-
-def invoke(*args: str, env: dict[str, str] | None = None) -> Result:
-    return CliRunner().invoke(cli, list(args), env=env)
-
-
-def tables_of(dynamodb: Any) -> list[str]:
-    return list(dynamodb.list_tables()["TableNames"])
+        yield fill_bucket()
 
 
 # -- 14.1: nothing matches -> exit 5 before touching anything, with what the bucket holds ------------

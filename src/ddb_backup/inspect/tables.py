@@ -34,8 +34,10 @@ OWN_FOLDER = "~ddb-backup"
 _AFTER_SLASH = "0"  # the character after "/" in byte order: "name0" sorts after every "name/..." key
 
 
-def folders(store: ObjectStore, prefix: str) -> Iterator[str]:
-    """The names of the folders right under ``prefix`` (ending in ``/`` or empty), in key order."""
+def _children(store: ObjectStore, prefix: str) -> Iterator[tuple[str | None, VersionEntry]]:
+    """What is right under ``prefix`` (ending in ``/`` or empty), in key order, one listing request per
+    step: ``(name, entry)`` for a folder (seeked past), ``(None, entry)`` for an object (its newest
+    version)."""
     marker: str | None = None
     while True:
         # Past the marker only: a listing that repeats the marker key (moto, for a key with several
@@ -46,10 +48,16 @@ def folders(store: ObjectStore, prefix: str) -> Iterator[str]:
             return
         name, slash, _ = entry.key[len(prefix) :].partition("/")
         if slash:
-            yield name
+            yield name, entry
             marker = prefix + name + _AFTER_SLASH
         else:
+            yield None, entry
             marker = entry.key  # an object, not a folder: step past it
+
+
+def folders(store: ObjectStore, prefix: str) -> Iterator[str]:
+    """The names of the folders right under ``prefix`` (ending in ``/`` or empty), in key order."""
+    return (name for name, _ in _children(store, prefix) if name is not None)
 
 
 @dataclass
@@ -221,18 +229,7 @@ DIRECT_LOOKED_AT = 8  # objects right under a folder read at most by ``holds_ite
 def direct_objects(store: ObjectStore, prefix: str) -> Iterator[VersionEntry]:
     """The newest version of each object right under ``prefix`` (not in a sub-folder), in key order,
     found by seeking past each sub-folder as ``folders`` does (one listing request per step)."""
-    marker: str | None = None
-    while True:
-        listing = store.list_versions(prefix, key_marker=marker)
-        entry = next((e for e in listing if marker is None or e.key.encode() > marker.encode()), None)
-        if entry is None:
-            return
-        name, slash, _ = entry.key[len(prefix) :].partition("/")
-        if slash:
-            marker = prefix + name + _AFTER_SLASH
-        else:
-            yield entry
-            marker = entry.key
+    return (entry for name, entry in _children(store, prefix) if name is None)
 
 
 def holds_items_directly(store: ObjectStore, prefix: str, table: str) -> bool:
