@@ -230,7 +230,7 @@ class RestoreRun:
 
 def restore_run(url: str, history: History, backend: str, target: str, processes: int = 1) -> RestoreRun:
     """``ddb-backup restore`` of the synthetic table as the CLI runs it (``cli.common.Aws``'s store and
-    clients, ``--processes``: 0 one per core), on ``backend``, into a new table ``target`` on the fake
+    clients, ``--processes``: 0 two per core), on ``backend``, into a new table ``target`` on the fake
     DynamoDB; checked item by item. CPU: this process and its worker processes (reaped before it is read)."""
     from ddb_backup.cli.common import Aws
     from ddb_backup.cli.restore import WorkerClients
@@ -289,7 +289,7 @@ def bench_restore_http(
     one_process_items: int = 20_000,
     latency: float = 0.02,
 ) -> list[Figure]:
-    """Restore end to end over HTTP: ours (native client, one process per core), and in the same run the
+    """Restore end to end over HTTP: ours (native client, two processes per core), and in the same run the
     one-process path (native, on a subset) and plain boto3 on one process (the baseline, on a subset of
     the same history shape: at ~150 items/s the whole table would take 11 minutes)."""
     history = History(items=items, versions=versions)

@@ -8,6 +8,7 @@ target, the summary, the checkpoint and the rejects behave as the one-process re
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import signal
@@ -28,6 +29,7 @@ from ddb_backup.errors import BackupError
 from ddb_backup.lab.emulator import reset
 from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.plan import TEXT
+from ddb_backup.restore import processes, worker
 from ddb_backup.restore.processes import process_count
 from test_e2e_restore import CrashAfter, backed_up_items, scan_all, source_table
 from test_e2e_restore_cli import wait_for_writes
@@ -125,6 +127,30 @@ def test_how_many_processes() -> None:
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 7, clients) == 1  # a few --key items
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4}), 95, None) == 1
     assert process_count(RestoreOptions(**{**base.__dict__, "processes": 4, "dry_run": True}), 95, clients) == 1
+
+
+def test_processes_zero_means_two_per_usable_core(monkeypatch: pytest.MonkeyPatch) -> None:
+    """One process's threads share one interpreter lock (issue 16): 0 asks for two per core it may run on."""
+    clients = WorkerClients(Aws(), "b", 4)
+    automatic = RestoreOptions(bucket="b", source="s", target="t", at=0.0, processes=0)
+    monkeypatch.setattr(processes, "usable_cores", lambda: 2)
+    assert process_count(automatic, 256, clients) == 4
+    assert process_count(automatic, 17, clients) == 2  # still at most one per 8 pending ranges
+    monkeypatch.setattr(processes, "usable_cores", lambda: 1)
+    assert process_count(automatic, 256, clients) == 2
+    assert processes.usable_cores() == 1
+
+
+def test_a_worker_collects_garbage_rarely_and_not_what_it_had_built() -> None:
+    """The worker's collector settings (issue 16: 6-9% of a worker's CPU went to Python's defaults)."""
+    before, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        worker.quiet_collector()
+        assert gc.get_threshold() == worker.GC_THRESHOLDS
+        assert gc.get_freeze_count() > frozen
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
 
 
 def test_ctrl_c_to_the_whole_group_stops_every_process_and_resume_finishes_exactly(tmp_path: Path) -> None:

@@ -84,7 +84,7 @@ def parse_key(text: str) -> str:
     default=0,
     show_default=True,
     metavar="N",
-    help="Processes that write, each with --workers threads (0: one per core; at most one per 8 key ranges).",
+    help="Processes that write, each with --workers threads (0: two per core; at most one per 8 key ranges).",
 )
 @click.option("--resume", is_flag=True, help="Finish an interrupted restore (same options) from its checkpoint.")
 @click.option(
@@ -131,7 +131,7 @@ def restore_command(
     may not be the source table unless --allow-same-table. Writes are BatchWriteItem in 25s,
     retried with backoff; a checkpoint file (./ddb-backup-restore-TARGET.json, or --checkpoint)
     makes an interrupted restore resumable: run the same command again with --resume.
-    The writes spread over one process per core (--processes; 1 keeps one process), each with
+    The writes spread over two processes per core (--processes; 1 keeps one process), each with
     its own clients and --workers threads, one progress bar and one summary. --segment I
     --total-segments N splits the work over N commands or machines (like a parallel scan); each
     restores its share of the items, together the whole table.

@@ -69,7 +69,7 @@ def restore(
     """Restore ``options.source`` at ``options.at`` into ``options.target``; returns the summary.
 
     ``connect`` makes another process's own clients (``worker.Connect``): with it, the writes spread over
-    ``options.processes`` processes (0: one per core; ``restore.processes``); without it, one process.
+    ``options.processes`` processes (0: two per core; ``restore.processes``); without it, one process.
 
     Raises ``UserError`` for what the user must change (nothing written), ``BackupError`` when AWS or
     S3 fail past retries and ``RestoreInterrupted`` once ``stop`` is set; after the last two the

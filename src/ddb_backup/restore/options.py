@@ -48,7 +48,7 @@ class RestoreOptions:
     batch_size: int = MAX_BATCH  # requests per BatchWriteItem (smaller only in tests)
     scheme: str | None = None  # how to cut the table into key ranges (plan.WHOLE/MD5/TEXT); None: chosen
     rejects: Path | None = None  # where items the target refuses go (default: next to the checkpoint)
-    processes: int = 1  # processes that write (0: one per core); more than 1 needs ``restore(connect=...)``
+    processes: int = 1  # processes that write (0: two per core); more than 1 needs ``restore(connect=...)``
     tenancy: Tenancy | None = None  # --tenant-column/--no-tenants: the table's tenant attribute (tenancy.py)
 
     @property
@@ -167,7 +167,7 @@ def validate(options: RestoreOptions, now: float) -> None:
     if options.workers < 1:
         raise UserError("--workers must be at least 1", "e.g. --workers 32")
     if options.processes < 0:
-        raise UserError("--processes must be 0 (one per core) or more", "e.g. --processes 2")
+        raise UserError("--processes must be 0 (two per core) or more", "e.g. --processes 2")
 
 
 def add_warnings(summary: RestoreSummary, at: float, skipped: list[str]) -> None:
