@@ -27,9 +27,9 @@ from ddb_backup.cli.common import Aws
 from ddb_backup.cli.restore import WorkerClients
 from ddb_backup.errors import BackupError
 from ddb_backup.lab.emulator import reset
+from ddb_backup.restore import processes, worker
 from ddb_backup.restore.execute import RestoreInterrupted, RestoreOptions, RestoreSummary, restore
 from ddb_backup.restore.plan import TEXT
-from ddb_backup.restore import processes, worker
 from ddb_backup.restore.processes import process_count
 from test_e2e_restore import CrashAfter, backed_up_items, scan_all, source_table
 from test_e2e_restore_cli import wait_for_writes
