@@ -23,6 +23,7 @@ from ddb_backup.restore.target import Target, image_key_problem
 from ddb_backup.restore.timeline import ItemState
 from ddb_backup.restore.writer import BatchWriter, Reject, key_of
 from ddb_backup.store import ObjectStore
+from ddb_backup.store.retry import Fetched, soon_getter
 
 FinishRange = Callable[[int, list[bytes]], None]
 Show = Callable[[BatchWriter | None], None]
@@ -80,7 +81,7 @@ class ItemFlow:
 
     def write_ranges(self, ranges: list[KeyRange], writer: BatchWriter, finish_range: FinishRange) -> None:
         tracker = RangeTracker(lambda key_range, digests: finish_range(key_range.index, digests))
-        gets = GetPool(self.options.workers, self.stop)
+        gets = GetPool(self.options.workers, self.stop, soon_getter(self.store))
         states = map_ranges(
             ranges, lambda key_range: plan_range_once(self.store, key_range, self.when), self.list_workers()
         )
@@ -96,7 +97,7 @@ class ItemFlow:
                 self.count(state)
                 if state.present:
                     tracker.present(key_range, None, writes=1)
-                    if not gets.submit(self._restore_item, key_range, planned, writer, tracker):
+                    if not self._submit(gets, key_range, planned, writer, tracker):
                         break
                 self._show(writer)
             gets.wait(lambda: self._show(writer))
@@ -106,7 +107,21 @@ class ItemFlow:
             getattr(states, "close", lambda: None)()  # a generator: stop its listing threads now
             gets.close()
 
-    def _restore_item(self, key_range: KeyRange, planned: Planned, writer: BatchWriter, tracker: RangeTracker) -> None:
+    def _submit(
+        self, gets: GetPool, key_range: KeyRange, planned: Planned, writer: BatchWriter, tracker: RangeTracker
+    ) -> bool:
+        """One present item queued: its version's GET started, unless the planner read it already."""
+        state = planned.state
+        if planned.stored is not None or state.version is None:  # the planner's GET: not read again
+            return gets.submit(self._restore_item, None, key_range, planned, writer, tracker)
+        version_id = state.version.version_id
+        return gets.submit_get(state.object_key, version_id, self._restore_item, key_range, planned, writer, tracker)
+
+    def _restore_item(
+        self, fetched: Fetched | None, key_range: KeyRange, planned: Planned, writer: BatchWriter, tracker: RangeTracker
+    ) -> None:
+        """One present item resolved and written: its chosen version as the planner read it, as
+        ``fetched`` (a GET started without a waiting thread) gives it, or read here."""
         state = planned.state
         assert state.version is not None and self.resolver is not None
         if self.stop.is_set():
@@ -115,7 +130,7 @@ class ItemFlow:
         if planned.stored is not None:  # the planner's GET: the version is not read again
             resolution = self.resolver.resolve_stored(state, planned.stored, at, max_lag=max_lag)
         else:
-            resolution = self.resolver.resolve(state, at, max_lag=max_lag)
+            resolution = self.resolver.resolve(state, at, max_lag=max_lag, fetched=fetched)
         with self._lock:
             self.summary.image_reads += 1
             self.summary.legacy = self.summary.legacy or resolution.legacy

@@ -40,7 +40,8 @@ from ddb_backup.format.version_meta import REMOVED_BY_TENANT_CHANGE, MetadataErr
 from ddb_backup.restore.plan import metadata_reader
 from ddb_backup.restore.tenancy import TableTenancy, learn_table_tenancy
 from ddb_backup.restore.timeline import ItemState, state_at
-from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, VersionEntry
+from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, StoreError, VersionEntry
+from ddb_backup.store.retry import Fetched
 
 _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50
@@ -256,14 +257,29 @@ class Resolver:
 
     # -- one object ---------------------------------------------------------------------------------
 
-    def resolve(self, state: ItemState, at: float, *, max_lag: float | None = None) -> Resolution:
-        """The reader's decision for an object present at ``at`` (``state`` from the planner)."""
+    def resolve(
+        self, state: ItemState, at: float, *, max_lag: float | None = None, fetched: Fetched | None = None
+    ) -> Resolution:
+        """The reader's decision for an object present at ``at`` (``state`` from the planner); its version
+        read here, or as ``fetched`` gives it (a GET already made)."""
         assert state.version is not None
         try:
-            stored = self.store.get(state.object_key, state.version.version_id)
+            stored = self._version(state.object_key, state.version.version_id, fetched)
         except NoSuchVersion:
             return Resolution(ELSEWHERE, state.object_key, reason="the version is gone since listing")
         return self.resolve_stored(state, stored, at, max_lag=max_lag)
+
+    def _version(self, object_key: str, version_id: str, fetched: Fetched | None) -> StoredObject:
+        """One version: ``fetched()`` when given; if that failed otherwise than "no such version" (the
+        native client's own retries are spent), read again through the store and its retries."""
+        if fetched is not None:
+            try:
+                return fetched()
+            except NoSuchVersion:
+                raise
+            except StoreError:
+                pass
+        return self.store.get(object_key, version_id)
 
     def resolve_stored(
         self, state: ItemState, stored: StoredObject, at: float, *, max_lag: float | None = None

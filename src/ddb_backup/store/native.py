@@ -32,7 +32,8 @@ import hashlib
 import io
 import os
 import threading
-from collections.abc import Iterator, Mapping
+import time
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import TimeoutError as FutureTimeout
 from datetime import datetime
 from email.utils import parsedate_to_datetime
@@ -182,6 +183,23 @@ class _Answer:
         return b"".join(self.chunks)
 
 
+Fetched = Callable[[], StoredObject]  # a finished GET: the object, or the error ``get`` would raise
+
+
+class Pending:
+    """A GET started by ``NativeS3Store.get_soon``: when it started (``time.monotonic``), and its cancel."""
+
+    __slots__ = ("_sent", "started")
+
+    def __init__(self, sent: Any) -> None:
+        self.started = time.monotonic()
+        self._sent = sent
+
+    def cancel(self) -> None:
+        """End it now: its ``then`` gets an error (a StoreError from ``fetched()``)."""
+        self._sent.cancel()
+
+
 class NativeS3Store:
     """One bucket: hot object requests through awscrt, listings and cold calls through ``client`` (boto3)."""
 
@@ -220,26 +238,9 @@ class NativeS3Store:
     def _request(
         self, method: str, host: str, path: str, what: str, body: bytes, headers: Mapping[str, str], operation: str
     ) -> _Answer:
-        from awscrt.http import HttpHeaders, HttpRequest
-
-        fields = [("Host", host), *headers.items()]
-        if method == "PUT":
-            fields.append(("Content-Length", str(len(body))))
-        if self.expected_bucket_owner:
-            fields.append(("x-amz-expected-bucket-owner", self.expected_bucket_owner))
-        request = HttpRequest(method, path, HttpHeaders(fields), io.BytesIO(body) if method == "PUT" else None)
         answer = _Answer()
+        sent = self._start(method, host, path, what, body, headers, operation, answer)
         crt = self.crt
-        try:
-            sent = crt.client.make_request(
-                type=crt.s3.S3RequestType.DEFAULT,
-                request=request,
-                operation_name=operation,
-                on_headers=answer.on_headers,
-                on_body=answer.on_body,
-            )
-        except Exception as err:  # awscrt raises its own error types for a request it cannot start
-            raise StoreError(f"{what}: {err}") from err
         try:
             sent.finished_future.result(timeout=CALL_TIMEOUT_S)
         except FutureTimeout as err:
@@ -250,6 +251,41 @@ class NativeS3Store:
         except Exception as err:  # connection failures after the client's own retries
             raise StoreError(f"{what}: {err}") from err
         return answer
+
+    def _start(
+        self,
+        method: str,
+        host: str,
+        path: str,
+        what: str,
+        body: bytes,
+        headers: Mapping[str, str],
+        operation: str,
+        answer: _Answer,
+        on_done: Callable[..., None] | None = None,
+    ) -> Any:
+        """The request sent (awscrt's ``S3Request``): ``answer`` fills as it comes, ``on_done`` (on the
+        client's event-loop thread) once it ended."""
+        from awscrt.http import HttpHeaders, HttpRequest
+
+        fields = [("Host", host), *headers.items()]
+        if method == "PUT":
+            fields.append(("Content-Length", str(len(body))))
+        if self.expected_bucket_owner:
+            fields.append(("x-amz-expected-bucket-owner", self.expected_bucket_owner))
+        request = HttpRequest(method, path, HttpHeaders(fields), io.BytesIO(body) if method == "PUT" else None)
+        crt = self.crt
+        try:
+            return crt.client.make_request(
+                type=crt.s3.S3RequestType.DEFAULT,
+                request=request,
+                operation_name=operation,
+                on_headers=answer.on_headers,
+                on_body=answer.on_body,
+                on_done=on_done,
+            )
+        except Exception as err:  # awscrt raises its own error types for a request it cannot start
+            raise StoreError(f"{what}: {err}") from err
 
     def put(
         self,
@@ -279,6 +315,35 @@ class NativeS3Store:
     def get(self, key: str, version_id: str | None = None) -> StoredObject:
         answer = self._send("GET", key, version_id)
         return _stored(key, answer.headers, answer.body)
+
+    def get_soon(self, key: str, version_id: str | None, then: Callable[[Fetched], None]) -> Pending:
+        """Start a GET without a thread waiting for it: ``then(fetched)`` is called once, on the native
+        client's event-loop thread, when it ends; ``fetched()`` gives the ``StoredObject`` or raises as
+        ``get`` raises. ``then`` must hand the work on (a queue), not do it: that thread serves the
+        client's other requests. The returned ``Pending`` cancels a GET that takes too long (``get``'s
+        ``CALL_TIMEOUT_S``: the caller watches, no timer runs here).
+
+        Why (issue 16): a thread blocked on each GET cost restore ~0.1 ms of CPU per item in hand-offs
+        (0.43 ms per GET through 64 waiting threads, 0.33 ms started this way, measured on 20,000 GETs)."""
+        host, path = self._target(key, version_id)
+        what = f"GET s3://{self.bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
+        answer = _Answer()
+        errors = self.crt.s3.S3ResponseError
+
+        def fetched(error: BaseException | None) -> Fetched:
+            def result() -> StoredObject:
+                if isinstance(error, errors):
+                    raise _translate(error.status_code, error.body or b"", what) from error
+                if error is not None:
+                    raise StoreError(f"{what}: {error}") from error
+                return _stored(key, answer.headers, answer.body)
+
+            return result
+
+        def on_done(error: BaseException | None = None, **_: Any) -> None:
+            then(fetched(error))
+
+        return Pending(self._start("GET", host, path, what, b"", {}, "GetObject", answer, on_done))
 
     def head(self, key: str, version_id: str | None = None) -> StoredObject:
         return _stored(key, self._send("HEAD", key, version_id).headers, b"")

@@ -11,7 +11,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Iterator, Mapping
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ddb_backup.aws.clients import UNREACHABLE
 from ddb_backup.store.base import (
@@ -26,6 +26,7 @@ from ddb_backup.store.base import (
 )
 
 T = TypeVar("T")
+Fetched = Callable[[], StoredObject]  # a finished GET: the object, or the error ``ObjectStore.get`` raises
 DEFAULT_ATTEMPTS = 6
 BASE_DELAY = 0.05
 MAX_DELAY = 5.0
@@ -125,3 +126,11 @@ class RetryingStore:
                     raise
                 self.retries += 1
                 self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**failures)))
+
+
+def soon_getter(store: ObjectStore) -> Callable[..., Any] | None:
+    """The ``get_soon`` (``store.native.NativeS3Store``: a GET with no thread waiting on it) of the store
+    under ``store``'s retries, or None when its client has none. It is not retried here: a reader whose
+    GET failed reads again through ``store.get`` (``restore.resolve.Resolver.resolve``)."""
+    inner = store.inner if isinstance(store, RetryingStore) else store
+    return getattr(inner, "get_soon", None)

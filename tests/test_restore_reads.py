@@ -1,0 +1,279 @@
+"""Restore's image reads without a waiting thread (issue 16): the GET pool, the native ``get_soon``, and a
+read that failed there made again through the store's retries."""
+
+from __future__ import annotations
+
+import random
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ddb_backup.aws.clients import make_client
+from ddb_backup.lab.demo import create_bucket
+from ddb_backup.restore import pools
+from ddb_backup.restore.pools import GetPool
+from ddb_backup.restore.resolve import ELSEWHERE, TAKE, Resolver
+from ddb_backup.restore.timeline import ItemState
+from ddb_backup.store import NoSuchVersion, StoredObject, StoreError
+from ddb_backup.store.memory import MemoryStore
+from ddb_backup.store.native import NativeS3Store
+from ddb_backup.store.retry import RetryingStore, soon_getter
+from test_restore_execute import backup, fake_with_source, options, pks, run
+
+Then = Callable[[Callable[[], StoredObject]], None]
+
+
+class _Started:
+    """A fake ``Pending``: cancelling it ends the GET with an error, as awscrt's cancel does."""
+
+    def __init__(self, then: Then, started: float | None = None) -> None:
+        self.started = time.monotonic() if started is None else started
+        self.then = then
+        self.cancelled = False
+
+    def cancel(self) -> None:
+        if not self.cancelled:
+            self.cancelled = True
+            self.then(_raising(StoreError("GET cancelled")))
+
+
+def _raising(err: BaseException) -> Callable[[], StoredObject]:
+    def fetched() -> StoredObject:
+        raise err
+
+    return fetched
+
+
+def _stored(key: str) -> StoredObject:
+    return StoredObject(key=key, version_id="v1", last_modified=None, metadata={}, body=key.encode())  # type: ignore[arg-type]
+
+
+def test_each_get_ends_in_its_work_on_a_pool_thread_with_what_it_fetched() -> None:
+    # GIVEN a pool whose GETs end on another thread (as on the native client's event loop)
+    finishing: list[Callable[[], None]] = []
+
+    def start_get(key: str, version_id: str, then: Then) -> _Started:
+        finishing.append(lambda: then(lambda: _stored(key)))
+        return _Started(then)
+
+    got: list[tuple[str, str, str]] = []
+    pool = GetPool(4, threading.Event(), start_get)
+    # WHEN 12 items are submitted (the pool holds at most 16) and their GETs then end
+    for n in range(12):
+        assert pool.submit_get(
+            f"k{n}", "v1", lambda fetched, n: got.append((fetched().key, f"k{n}", threading.current_thread().name)), n
+        )
+    assert got == []  # nothing done while the GETs are in flight
+    threading.Thread(target=lambda: [finish() for finish in finishing]).start()
+    pool.wait(lambda: None)
+    # THEN each work ran once, on a pool thread, with its own item's object
+    assert sorted((a, b) for a, b, _ in got) == sorted((f"k{n}", f"k{n}") for n in range(12))
+    assert all(a == b and name.startswith("get-") for a, b, name in got)
+
+
+def test_without_a_native_client_the_work_reads_the_item_itself() -> None:
+    pool = GetPool(2, threading.Event())
+    seen: list[Any] = []
+    assert pool.submit_get("k", "v", lambda fetched, x: seen.append((fetched, x)), 7)
+    assert pool.submit(lambda fetched, x: seen.append((fetched, x)), None, 8)
+    pool.wait(lambda: None)
+    assert sorted(seen, key=lambda pair: pair[1]) == [(None, 7), (None, 8)]
+
+
+def test_the_first_failure_of_a_work_is_kept_for_the_reader() -> None:
+    def start_get(key: str, version_id: str, then: Then) -> _Started:
+        then(lambda: _stored(key))
+        return _Started(then)
+
+    pool = GetPool(2, threading.Event(), start_get)
+
+    def work(fetched: Callable[[], StoredObject]) -> None:
+        raise ValueError(f"bad {fetched().key}")
+
+    assert pool.submit_get("k1", "v", work)
+    pool.wait(lambda: None)
+    with pytest.raises(ValueError, match="bad k1"):
+        pool.raise_failure()
+
+
+def test_a_get_in_flight_too_long_is_cancelled_and_its_work_sees_the_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    # GIVEN a GET that never ends by itself, started 61 s ago by the pool's clock
+    monkeypatch.setattr(pools, "WAIT_SECONDS", 0.01)
+    started: list[_Started] = []
+
+    def start_get(key: str, version_id: str, then: Then) -> _Started:
+        started.append(_Started(then, started=time.monotonic() - pools.CALL_TIMEOUT_S - 1))
+        return started[-1]
+
+    outcomes: list[str] = []
+
+    def work(fetched: Callable[[], StoredObject]) -> None:
+        try:
+            fetched()
+        except StoreError as err:
+            outcomes.append(str(err))
+
+    pool = GetPool(2, threading.Event(), start_get)
+    assert pool.submit_get("k", "v", work)
+    # WHEN the pool waits for it
+    pool.wait(lambda: None)
+    # THEN it was cancelled, and its work got the error (and would read again: see the resolver test)
+    assert started[0].cancelled and outcomes == ["GET cancelled"]
+
+
+def test_the_pool_holds_at_most_four_items_per_thread_and_stops_taking_more_once_stopped() -> None:
+    stop = threading.Event()
+    pool = GetPool(2, stop, lambda key, version_id, then: _Started(then))  # GETs that never end
+    assert all(pool.submit_get(f"k{n}", "v", lambda fetched: None) for n in range(8))
+    threading.Timer(0.3, stop.set).start()
+    began = time.monotonic()
+    assert pool.submit_get("k8", "v", lambda fetched: None) is False  # blocked until stopped, then refused
+    assert time.monotonic() - began >= 0.25
+    pool.wait(lambda: None)  # stopped: returns without the 8 GETs
+
+
+def _state(store: MemoryStore, key: str) -> ItemState:
+    entry = next(iter(store.list_versions(key)))
+    return ItemState(object_key=key, version=entry)
+
+
+def _resolver(store: Any) -> Resolver:
+    from ddb_backup.format import keys as k
+
+    return Resolver(store, "", "orders", k.KeySchema("pk", "sk"), keyless_as_reject=True)
+
+
+def test_a_get_that_failed_on_the_native_client_is_read_again_through_the_store_and_a_gone_one_is_not() -> None:
+    # GIVEN a backup, and GETs made without a waiting thread that failed
+    store = backup()
+    latest = [e for e in store.list_versions("orders/") if e.is_latest and not e.is_delete_marker]
+    key = next(e.key for e in latest if store.get(e.key, e.version_id).metadata["event-name"] != "REMOVE")
+    state = _state(store, key)
+    resolver = _resolver(RetryingStore(store))
+    # WHEN the failure is a transient one (the native client's retries spent), the item is read again
+    again = resolver.resolve(state, 1e10, fetched=_raising(StoreError("connection reset")))
+    assert again.kind == TAKE and again.image is not None
+    # WHEN the version is gone since listing, it is not read again: the item is held elsewhere or removed
+    gone = resolver.resolve(state, 1e10, fetched=_raising(NoSuchVersion("NoSuchVersion")))
+    assert gone.kind == ELSEWHERE and "gone since listing" in gone.reason
+
+
+class _SoonStore(MemoryStore):
+    """The in-memory store with a native-like ``get_soon``: each GET ends on a thread of its own, a
+    quarter of them failing as a spent native retry would."""
+
+    def __init__(self, inner: MemoryStore, seed: int) -> None:
+        self.__dict__.update(inner.__dict__)
+        self.random = random.Random(seed)
+        self.started = self.failed = 0
+        self._lock = threading.Lock()
+
+    def get_soon(self, key: str, version_id: str | None, then: Then) -> _Started:
+        with self._lock:
+            self.started += 1
+            fail = self.random.random() < 0.25
+            self.failed += fail
+        fetched = _raising(StoreError("injected")) if fail else (lambda: self.get(key, version_id))
+        threading.Timer(self.random.random() / 100, then, (fetched,)).start()
+        return _Started(then)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_restore_through_gets_without_waiting_threads_writes_the_same_table_under_faults(
+    tmp_path: Path, seed: int
+) -> None:
+    # GIVEN the same backup behind the plain store and behind one whose GETs end on other threads
+    plain, soon = backup(), _SoonStore(backup(), seed)
+    assert soon_getter(RetryingStore(soon)) is not None and soon_getter(RetryingStore(plain)) is None
+    # WHEN both restore the table, a quarter of the native GETs failing
+    expected, got = fake_with_source(), fake_with_source()
+    run(plain, expected, options(tmp_path))
+    retrying: Any = RetryingStore(soon)
+    summary = run(retrying, got, options(tmp_path, checkpoint=tmp_path / "soon.json"))
+    # THEN the tables are the same, the GETs went the native way, and the failed ones were read again
+    assert pks(got) == pks(expected) == [f"p{n}" for n in range(10)]
+    assert got.dump("copy") == expected.dump("copy")
+    assert soon.started == summary.puts == 10 and soon.failed > 0
+
+
+# -- the native client's get_soon, on moto's HTTP server ------------------------------------------------
+
+
+def _soon(store: NativeS3Store, key: str, version_id: str | None) -> tuple[Callable[[], StoredObject], str]:
+    done: list[tuple[Callable[[], StoredObject], str]] = []
+    ended = threading.Event()
+
+    def then(fetched: Callable[[], StoredObject]) -> None:
+        done.append((fetched, threading.current_thread().name))
+        ended.set()
+
+    store.get_soon(key, version_id, then)
+    assert ended.wait(30)
+    return done[0]
+
+
+@pytest.mark.e2e
+def test_get_soon_answers_as_get_and_says_no_such_version_alike(moto_url: str) -> None:
+    client = make_client("s3", endpoint_url=moto_url, region="us-east-1")
+    create_bucket(client, "bk-native-soon")
+    store = NativeS3Store(client, "bk-native-soon")
+    first = store.put("t/a b", b'{"x": 1}', {"event-name": "INSERT", "event-time": "1.5"}).version_id
+    store.put("t/a b", b"{}", {"event-name": "MODIFY"})
+    fetched, thread = _soon(store, "t/a b", first)
+    assert fetched() == store.get("t/a b", first)
+    assert fetched().metadata == {"event-name": "INSERT", "event-time": "1.5"}
+    assert thread != threading.current_thread().name
+    missing, _ = _soon(store, "t/a b", "no-such-version-id")
+    with pytest.raises(NoSuchVersion):
+        missing()
+
+
+@pytest.fixture
+def silent_server() -> Iterator[int]:
+    """A port that takes connections and requests and never answers."""
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(8)
+    held: list[socket.socket] = []
+    stop = threading.Event()
+
+    def accept() -> None:
+        server.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(server.accept()[0])
+            except OSError:
+                continue
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield server.getsockname()[1]
+    stop.set()
+    thread.join()
+    for connection in held:
+        connection.close()
+    server.close()
+
+
+def test_a_get_soon_cancelled_ends_with_a_store_error(silent_server: int) -> None:
+    client = make_client("s3", endpoint_url=f"http://127.0.0.1:{silent_server}", region="us-east-1")
+    store = NativeS3Store(client, "bk")
+    ended = threading.Event()
+    got: list[Callable[[], StoredObject]] = []
+
+    def then(fetched: Callable[[], StoredObject]) -> None:
+        got.append(fetched)
+        ended.set()
+
+    pending = store.get_soon("k", "v", then)
+    time.sleep(0.2)
+    assert not ended.is_set()  # no answer: in flight
+    pending.cancel()
+    assert ended.wait(10)
+    with pytest.raises(StoreError):
+        got[0]()
