@@ -189,3 +189,37 @@ def test_new_image_streams_back_up_fine_without_tenancy(memory_store: MemoryStor
         [record("INSERT", A, new=A, seq=1, view="NEW_IMAGE"), record("REMOVE", A, seq=2, view="NEW_IMAGE")]
     )
     assert report.failures == [] and report.written == 2
+
+
+def test_a_records_key_is_canonicalised_once_and_names_its_object_as_the_key_would(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 16: the canonical key and its JSON are computed once per record and reused for grouping,
+    naming and the metadata."""
+    from ddb_backup.capture.records import StreamRecord
+
+    raw = put({"pk": {"S": "a"}, "sk": {"N": "1.50"}}, {"v": {"N": "1"}})
+    calls: list[Any] = []
+    original = k.canonical_key
+    monkeypatch.setattr(k, "canonical_key", lambda key: calls.append(key) or original(key))
+    store = MemoryStore()
+    capture = Capture(store, CaptureSettings(workers=1), lambda table: k.KeySchema("pk", "sk"))
+    assert not capture.process([raw]).failures
+    assert len(calls) == 1
+    record = StreamRecord(raw)
+    assert record.key_json == k.key_json(raw["dynamodb"]["Keys"]) == '{"pk":{"S":"a"},"sk":{"N":"1.5"}}'
+    assert [entry.key for entry in store.list_versions("")] == ["orders/" + k.md5_hex(record.key_json)]
+
+
+def test_a_write_names_its_item_only_when_it_failed() -> None:
+    from ddb_backup.store.base import UnversionedWrite, require_version
+
+    asked: list[str] = []
+
+    def name() -> str:
+        asked.append("asked")
+        return "PutObject of item 0123"
+
+    assert require_version("v1", name) == "v1" and asked == []
+    with pytest.raises(UnversionedWrite, match="PutObject of item 0123 returned no VersionId"):
+        require_version("null", name)

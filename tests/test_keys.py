@@ -162,6 +162,13 @@ def test_canonical_key_is_idempotent(key: dict) -> None:
     once = k.canonical_key(key)
     assert k.canonical_key(once) == once
     assert k.md5_object_name(once) == k.md5_object_name(key)
+    # the JSON computed once (capture: per record) names the item exactly as the key does
+    text = k.canonical_key_json(once)
+    assert text == k.key_json(key) == k.key_identity(key)
+    assert k.md5_object_name(key, text) == k.md5_object_name(key)
+    for namer in (k.ItemNamer("p", "t", plain_text=False), k.ItemNamer("p", "t", plain_text=True, schema=SCHEMA)):
+        if set(key) == {"pk", "sk"}:
+            assert namer.object_key(once, "x", key_json_text=text) == namer.object_key(key, "x")
 
 
 def test_an_item_is_found_under_either_naming() -> None:

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
+from functools import partial
 from typing import Any
 
 from ddb_backup.capture import privacy
@@ -188,7 +189,7 @@ class Capture:
     def writes_for(self, record: StreamRecord) -> list[Write]:
         """The requests that back up one record, in the order they must be made."""
         event = record.event_name
-        key = k.canonical_key(record.keys)
+        key, key_json = record.canonical_key, record.key_json
         namer = self.namer(record.table_name)
         meta = vm.VersionMeta(
             event_name=event,
@@ -201,15 +202,15 @@ class Capture:
             tenancy=vm.Tenancy(self.settings.tenant_column or None),
         )
         if event == vm.REMOVE:
-            return _removal(namer.object_key(key, self._old_tenant(record)), meta)
+            return _removal(namer.object_key(key, self._old_tenant(record), key_json_text=key_json), meta)
         image = record.new_image
         if image is None:
             raise record.image_missing("NewImage", "holds the item to back up")
-        new_path = namer.object_key(key, self._tenant_of(image))
+        new_path = namer.object_key(key, self._tenant_of(image), key_json_text=key_json)
         body = json.dumps(image, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
         writes = [Write(new_path, meta, body)]
         if self.settings.tenant_column and event == vm.MODIFY:
-            old_path = namer.object_key(key, self._old_tenant(record))
+            old_path = namer.object_key(key, self._old_tenant(record), key_json_text=key_json)
             if old_path != new_path:
                 moved = replace(meta, event_name=vm.REMOVE, removed_by=vm.REMOVED_BY_TENANT_CHANGE)
                 writes += _removal(old_path, moved)
@@ -235,7 +236,7 @@ class Capture:
         for index, raw in enumerate(raw_records):
             try:
                 record = StreamRecord(raw)
-                identity = f"{record.table_name}\n{k.key_identity(record.keys)}"
+                identity = f"{record.table_name}\n{record.key_json}"  # key_identity, computed once
             except (BadRecord, k.InvalidKeyError) as err:
                 _fail(report, lock, _sequence_or_position(raw, index), err, _private_of(raw))
                 continue
@@ -281,7 +282,7 @@ class Capture:
                 report.replays_skipped += 1
                 return
             report.written += 1
-            report.lags.append(self._clock() - record.event_time)
+            report.lags.append(self._clock() - writes[0].meta.event_time)  # the record's, parsed once
             if self.lacks_tenant(record):
                 report.missing_tenant += 1
 
@@ -317,17 +318,17 @@ class Capture:
         for index, write in enumerate(group):
             # Each answer must carry a version id: versioning suspended while warm fails the record loudly.
             if write.body is None:
-                require_version(self.store.delete(object_key), _request_name(write))
+                require_version(self.store.delete(object_key), partial(_request_name, write))
                 etag = None
             elif index == 0:
                 result = self.store.put(
                     object_key, write.body, write.meta.to_s3(), if_match=etag, if_none_match=etag is None
                 )
-                require_version(result.version_id, _request_name(write))
+                require_version(result.version_id, partial(_request_name, write))
                 etag = result.etag
             else:
                 result = self.store.put(object_key, write.body, write.meta.to_s3())
-                require_version(result.version_id, _request_name(write))
+                require_version(result.version_id, partial(_request_name, write))
                 etag = result.etag
         return etag
 

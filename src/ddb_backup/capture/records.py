@@ -12,6 +12,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal, InvalidOperation
 from typing import Any
 
+from ddb_backup.format import keys as k
 from ddb_backup.format import version_meta as vm
 from ddb_backup.timeparse import MILLISECONDS_FROM, MILLISECONDS_UNTIL
 
@@ -27,12 +28,14 @@ class BadRecord(ValueError):
 class StreamRecord:
     """One DynamoDB stream record in Lambda's event shape; ``raw`` is kept as received."""
 
-    __slots__ = ("dynamodb", "raw")
+    __slots__ = ("_canonical_key", "_key_json", "dynamodb", "raw")
 
     def __init__(self, raw: Mapping[str, Any]) -> None:
         if not isinstance(raw, Mapping):
             raise BadRecord(f"a stream record must be a JSON object, got {type(raw).__name__}")
         self.raw = raw
+        self._canonical_key: dict[str, Any] | None = None
+        self._key_json: str | None = None
         source = raw.get("eventSource", DYNAMODB_SOURCE)
         if source != DYNAMODB_SOURCE:
             raise BadRecord(
@@ -90,6 +93,22 @@ class StreamRecord:
                 "named: the event source must be a DynamoDB stream of the table"
             )
         return dict(keys)
+
+    @property
+    def canonical_key(self) -> dict[str, Any]:
+        """``keys`` with canonical values (``format.keys.canonical_key``), computed once per record;
+        ``InvalidKeyError`` for a key no item can have."""
+        if self._canonical_key is None:
+            self._canonical_key = k.canonical_key(self.keys)
+        return self._canonical_key
+
+    @property
+    def key_json(self) -> str:
+        """``format.keys.key_json`` of the record's key, computed once per record: it groups the batch's
+        records by item and names the item's object."""
+        if self._key_json is None:
+            self._key_json = k.canonical_key_json(self.canonical_key)
+        return self._key_json
 
     @property
     def new_image(self) -> dict[str, Any] | None:

@@ -120,7 +120,13 @@ def canonical_key(key: Mapping[str, Any]) -> TypedItem:
 
 def key_json(key: Mapping[str, Any]) -> str:
     """Compact, sorted DynamoDB JSON of the canonical key: stored in version metadata."""
-    return json.dumps(canonical_key(key), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return canonical_key_json(canonical_key(key))
+
+
+def canonical_key_json(canonical: Mapping[str, Any]) -> str:
+    """``key_json`` of a key that is canonical already (``canonical_key``'s answer): not canonicalised
+    again. Capture computes a record's canonical key and its JSON once and names it with them."""
+    return json.dumps(canonical, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def key_identity(key: Mapping[str, Any]) -> str:
@@ -133,18 +139,19 @@ def md5_hex(text: str) -> str:
     return hashlib.md5(text.encode("utf-8"), usedforsecurity=False).hexdigest()
 
 
-def md5_object_name(key: Mapping[str, Any]) -> str:
-    """MD5 hex of ``key_json(key)``: attributes sorted by name, values canonical."""
-    return md5_hex(key_json(key))
+def md5_object_name(key: Mapping[str, Any], key_json_text: str | None = None) -> str:
+    """MD5 hex of ``key_json(key)``: attributes sorted by name, values canonical (``key_json_text``: that
+    JSON when the caller has it)."""
+    return md5_hex(key_json(key) if key_json_text is None else key_json_text)
 
 
-def hashed_object_name(key: Mapping[str, Any]) -> str:
+def hashed_object_name(key: Mapping[str, Any], key_json_text: str | None = None) -> str:
     """The plain-text mode's name for a key too long to spell out: ``%md5-`` + the MD5 name.
 
     No plain-text name starts with ``%m`` (escapes are ``%`` + two upper-case hex digits), so the
     fallback can never be another item's plain-text name, not even one whose key is an MD5 in hex.
     """
-    return HASHED_SEGMENT_PREFIX + md5_object_name(key)
+    return HASHED_SEGMENT_PREFIX + md5_object_name(key, key_json_text)
 
 
 def _escape(text: str, unsafe: frozenset[str]) -> str:
@@ -199,11 +206,13 @@ def format1_plain_text_object_name(key: Mapping[str, Any], schema: KeySchema) ->
     return escape_segment(PLAIN_TEXT_SEPARATOR.join(_key_texts(key, schema)))
 
 
-def object_name_for(key: Mapping[str, Any], *, plain_text: bool, schema: KeySchema | None = None) -> str:
+def object_name_for(
+    key: Mapping[str, Any], *, plain_text: bool, schema: KeySchema | None = None, key_json_text: str | None = None
+) -> str:
     """The object name of an item: MD5 of the canonical key, or its escaped plain text (before the
-    1,024-byte rule, which ``ItemNamer`` applies)."""
+    1,024-byte rule, which ``ItemNamer`` applies). ``key_json_text``: ``key_json(key)`` when known."""
     if not plain_text:
-        return md5_object_name(key)
+        return md5_object_name(key, key_json_text)
     if schema is None:
         raise ValueError("plain-text object names need the table's key schema")
     return plain_text_object_name(key, schema)
@@ -324,14 +333,15 @@ class ItemNamer:
     plain_text: bool
     schema: KeySchema | None = None
 
-    def object_key(self, key: Mapping[str, Any], tenant: str | None = None) -> str:
+    def object_key(self, key: Mapping[str, Any], tenant: str | None = None, *, key_json_text: str | None = None) -> str:
         """``[prefix/]table/[tenant/]name``, at most 1,024 bytes: a plain-text name that would pass
-        the limit gives way to ``hashed_object_name``. ``tenant`` is a segment (``tenant_segment``)."""
-        name = object_name_for(key, plain_text=self.plain_text, schema=self.schema)
+        the limit gives way to ``hashed_object_name``. ``tenant`` is a segment (``tenant_segment``);
+        ``key_json_text`` is ``key_json(key)`` when the caller has it (capture: once per record)."""
+        name = object_name_for(key, plain_text=self.plain_text, schema=self.schema, key_json_text=key_json_text)
         object_key = object_key_for(self.prefix, self.table, name, tenant)
         if self.plain_text and _utf8_len(object_key) > MAX_OBJECT_KEY_BYTES:
             # Too long for S3 as plain text: the hashed name is the documented fallback.
-            object_key = object_key_for(self.prefix, self.table, hashed_object_name(key), tenant)
+            object_key = object_key_for(self.prefix, self.table, hashed_object_name(key, key_json_text), tenant)
         if _utf8_len(object_key) > MAX_OBJECT_KEY_BYTES:
             raise KeyTooLongError(_too_long_message(self.prefix, self.table))
         return object_key

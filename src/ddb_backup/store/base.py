@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -31,13 +31,15 @@ VERSIONING_FIX = (
 )
 
 
-def require_version(version_id: str | None, what: str) -> str:
+def require_version(version_id: str | None, what: str | Callable[[], str]) -> str:
     """``version_id`` of a write every writer of backups checks; ``UnversionedWrite`` when S3 answered
     without one (``None``) or with ``null`` (a versioning-suspended bucket). ``what`` names the write
-    without key values, e.g. ``PutObject of item <md5 name>``."""
+    without key values, e.g. ``PutObject of item <md5 name>``, or gives that name when called (capture:
+    the item's MD5 name is worked out only when the write failed)."""
     if version_id is None or version_id in ("", "null"):
+        name = what if isinstance(what, str) else what()
         raise UnversionedWrite(
-            f"{what} returned no VersionId, so it replaced history instead of adding to it: {VERSIONING_FIX}"
+            f"{name} returned no VersionId, so it replaced history instead of adding to it: {VERSIONING_FIX}"
         )
     return version_id
 
