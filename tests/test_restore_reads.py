@@ -54,25 +54,21 @@ def _stored(key: str) -> StoredObject:
 
 
 def test_each_get_ends_in_its_work_on_a_pool_thread_with_what_it_fetched() -> None:
-    # GIVEN a pool whose GETs end on another thread (as on the native client's event loop)
-    finishing: list[Callable[[], None]] = []
-
+    # GIVEN a pool whose GETs end 10 ms later on another thread (as on the native client's event loop)
     def start_get(key: str, version_id: str, then: Then) -> _Started:
-        finishing.append(lambda: then(lambda: _stored(key)))
+        threading.Timer(0.01, then, (lambda: _stored(key),)).start()
         return _Started(then)
 
     got: list[tuple[str, str, str]] = []
     pool = GetPool(4, threading.Event(), start_get)
-    # WHEN 12 items are submitted (the pool holds at most 16) and their GETs then end
+    # WHEN 12 items are submitted (at most 4 GETs in flight at once)
     for n in range(12):
         assert pool.submit_get(
             f"k{n}", "v1", lambda fetched, n: got.append((fetched().key, f"k{n}", threading.current_thread().name)), n
         )
-    assert got == []  # nothing done while the GETs are in flight
-    threading.Thread(target=lambda: [finish() for finish in finishing]).start()
     pool.wait(lambda: None)
     # THEN each work ran once, on a pool thread, with its own item's object
-    assert sorted((a, b) for a, b, _ in got) == sorted((f"k{n}", f"k{n}") for n in range(12))
+    assert sorted(a for a, _, _ in got) == sorted(f"k{n}" for n in range(12))
     assert all(a == b and name.startswith("get-") for a, b, name in got)
 
 
@@ -122,19 +118,34 @@ def test_a_get_in_flight_too_long_is_cancelled_and_its_work_sees_the_error(monke
     assert pool.submit_get("k", "v", work)
     # WHEN the pool waits for it
     pool.wait(lambda: None)
-    # THEN it was cancelled, and its work got the error (and would read again: see the resolver test)
-    assert started[0].cancelled and outcomes == ["GET cancelled"]
+    # THEN it was cancelled, and its work went on at once with an error (it reads again: see the resolver
+    # test), not waiting for the cancelled request to end (a stalled server may never answer it)
+    assert started[0].cancelled and len(outcomes) == 1 and "no answer within 60 s" in outcomes[0]
 
 
-def test_the_pool_holds_at_most_four_items_per_thread_and_stops_taking_more_once_stopped() -> None:
+def test_the_pool_keeps_at_most_one_get_per_thread_in_flight_and_stops_taking_more_once_stopped() -> None:
+    """--workers N: at most N image GETs in flight per process (the README's promise)."""
     stop = threading.Event()
     pool = GetPool(2, stop, lambda key, version_id, then: _Started(then))  # GETs that never end
-    assert all(pool.submit_get(f"k{n}", "v", lambda fetched: None) for n in range(8))
+    assert all(pool.submit_get(f"k{n}", "v", lambda fetched: None) for n in range(2))
     threading.Timer(0.3, stop.set).start()
     began = time.monotonic()
-    assert pool.submit_get("k8", "v", lambda fetched: None) is False  # blocked until stopped, then refused
+    assert pool.submit_get("k2", "v", lambda fetched: None) is False  # blocked until stopped, then refused
     assert time.monotonic() - began >= 0.25
-    pool.wait(lambda: None)  # stopped: returns without the 8 GETs
+    pool.wait(lambda: None)  # stopped: returns without the 2 GETs
+
+
+def test_a_get_that_ends_while_it_is_being_started_is_handed_on_once() -> None:
+    got: list[str] = []
+
+    def start_get(key: str, version_id: str, then: Then) -> _Started:
+        then(lambda: _stored(key))  # awscrt may end a request before make_request returns
+        return _Started(then)
+
+    pool = GetPool(2, threading.Event(), start_get)
+    assert pool.submit_get("k", "v", lambda fetched: got.append(fetched().key))
+    pool.wait(lambda: None)
+    assert got == ["k"]
 
 
 def _state(store: MemoryStore, key: str) -> ItemState:

@@ -27,14 +27,14 @@ from ddb_backup.cli.verify import verify
 from ddb_backup.errors import BackupError, UserError
 from ddb_backup.format.keys import InvalidKeyError
 from ddb_backup.settings import SettingsError
-from ddb_backup.store import StoreError
+from ddb_backup.store import StoreError, StoreUnreachable
 
 USER_ERRORS = (UserError, SettingsError, InvalidKeyError)
 AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
 INTERRUPTED = 130  # Ctrl-C, as shells report a process ended by SIGINT (128 + 2)
 CLOSED_STDOUT = 141  # stdout closed early (`| head`), as shells report SIGPIPE (128 + 13)
 EXIT_CODES = (0, 1, 2, 3, 4, 5, INTERRUPTED, CLOSED_STDOUT)  # the documented set (the group's help)
-CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError)  # none reached, or the server hung up
+CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, StoreUnreachable)  # none reached, or hung up
 
 
 def _unreachable(err: BaseException) -> BaseException | None:
@@ -46,6 +46,10 @@ def _unreachable(err: BaseException) -> BaseException | None:
             return seen
         seen = seen.__cause__
     return None
+
+
+def _hint_of(err: BaseException) -> str:
+    return str(getattr(err, "hint", "") or "")
 
 
 def _missing_bucket(err: BaseException) -> str | None:
@@ -96,9 +100,10 @@ class Cli(click.Group):
                 )
                 ctx.exit(NoSuchBucket.exit_code)
             if unreachable is not None:
+                then = "; then run the same command again with --resume" if "--resume" in _hint_of(err) else ""
                 click.echo(
                     f"error: cannot connect to AWS: {unreachable} "
-                    "(Try: check --endpoint-url / AWS_ENDPOINT_URL, --region and the network)",
+                    f"(Try: check --endpoint-url / AWS_ENDPOINT_URL, --region and the network{then})",
                     err=True,
                 )
             else:

@@ -60,6 +60,8 @@ def _plain_lines(label: str, out: TextIO) -> Iterator[Update]:
             click.echo(pending, file=out)
             shown_at, pending = now, ""
 
-    yield update
-    if pending:
-        click.echo(pending, file=out)  # the final state, when it was not the last line shown
+    try:
+        yield update
+    finally:  # the final state, when it was not the last line shown (also when the command failed)
+        if pending:
+            click.echo(pending, file=out)

@@ -77,7 +77,13 @@ def parse_key(text: str) -> str:
     metavar="N",
     help="Write units per second at most (default: no limit).",
 )
-@click.option("--workers", type=THREADS, default=DEFAULT_WORKERS, show_default=True, help="Concurrent S3 reads.")
+@click.option(
+    "--workers",
+    type=THREADS,
+    default=DEFAULT_WORKERS,
+    show_default=True,
+    help="S3 reads per process: N ranges listed at once and N image GETs in flight.",
+)
 @click.option(
     "--processes",
     type=click.IntRange(0, 64),

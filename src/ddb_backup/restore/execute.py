@@ -48,7 +48,7 @@ from ddb_backup.restore.scope import restore_ranges
 from ddb_backup.restore.sync import delete_absent
 from ddb_backup.restore.target import Target, check_items_fit, prepare_target, source_schema
 from ddb_backup.restore.worker import Connect
-from ddb_backup.restore.writer import RESUME_HINT, BatchWriter
+from ddb_backup.restore.writer import READ_RESUME_HINT, BatchWriter
 from ddb_backup.store import ObjectStore, StoreError
 
 __all__ = ["DEFAULT_WORKERS", "LEGACY_WARNING", "RestoreInterrupted", "RestoreOptions", "RestoreSummary", "restore"]
@@ -190,7 +190,7 @@ class _Restore:
             raise_if_stopped(self.stop)
         except StoreError as err:
             writer.abort()
-            raise BackupError(str(err), RESUME_HINT) from err
+            raise BackupError(str(err), READ_RESUME_HINT) from err
         except BaseException as err:
             writer.abort(wait_for_sent=not isinstance(err, KeyboardInterrupt))
             raise

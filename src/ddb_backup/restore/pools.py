@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.store import StoredObject
+from ddb_backup.store import StoredObject, StoreError
 from ddb_backup.store.native import CALL_TIMEOUT_S
 
 
@@ -73,9 +73,14 @@ class RangeTracker:
         return digests
 
 
+def _late() -> StoredObject:
+    raise StoreError(f"GetObject: no answer within {CALL_TIMEOUT_S:.0f} s")
+
+
 class GetPool:
-    """The bounded pool of image reads: at most ``workers * 4`` items between ``submit`` and the end of
-    their work, ``workers`` threads doing the work, the first failure kept.
+    """The bounded pool of image reads: ``workers`` threads doing the work, at most ``workers`` GETs in
+    flight, the first failure kept (at most ``workers`` items between ``submit`` and the end of their
+    work with ``start_get``; without it ``workers * 4``, of which the threads run ``workers``).
 
     ``submit_get`` starts the item's GET through ``start_get`` (the native client's ``get_soon``) when
     there is one: no thread waits on the GET; when it ends, its work goes to the threads through one
@@ -84,9 +89,10 @@ class GetPool:
 
     def __init__(self, workers: int, stop: threading.Event, start_get: StartGet | None = None) -> None:
         self._start_get = start_get
-        self._slots = threading.BoundedSemaphore(workers * 4)
+        self._slots = threading.BoundedSemaphore(workers if start_get is not None else workers * 4)
         self._work: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        self._pending: dict[int, Pending] = {}  # GETs in flight (native), to cancel one that takes too long
+        # GETs in flight (native): whoever takes one out of here (its end, or ``_cancel_late``) hands its work on
+        self._pending: dict[int, tuple[Pending, Callable[..., None], tuple[Any, ...]]] = {}
         self._numbers = itertools.count()
         self._open = 0  # submitted and not yet finished
         self._count_lock = threading.Lock()
@@ -117,14 +123,20 @@ class GetPool:
         number = next(self._numbers)
 
         def then(fetched: Callable[[], StoredObject]) -> None:  # on the client's event-loop thread
-            self._pending.pop(number, None)
-            self._work.put((work, (fetched, *args)))
+            if self._pending.pop(number, None) is not None:
+                self._work.put((work, (fetched, *args)))
+            else:
+                early.append(fetched)  # ended before it was registered below, or cancelled as late
 
+        early: list[Callable[[], StoredObject]] = []
         try:
-            self._pending[number] = self._start_get(key, version_id, then)
+            started = self._start_get(key, version_id, then)
         except BaseException:
             self._finish()
             raise
+        self._pending[number] = (started, work, args)
+        if early and self._pending.pop(number, None) is not None:  # it ended within make_request
+            self._work.put((work, (early[0], *args)))
         return True
 
     def _take_slot(self) -> bool:
@@ -152,11 +164,15 @@ class GetPool:
                 self._finish()
 
     def _cancel_late(self) -> None:
-        """Cancel GETs in flight longer than the store's bound on one call (their work then sees an error)."""
+        """GETs in flight longer than the store's bound on one call are cancelled, and their work goes on
+        now with a ``StoreError`` (it reads again): awscrt ends a cancelled request only once its
+        connection answers or closes, which a stalled server may never do."""
         late = time.monotonic() - CALL_TIMEOUT_S
-        for pending in list(self._pending.values()):
-            if pending.started < late:
+        for number, (pending, _, _) in list(self._pending.items()):
+            if pending.started < late and (taken := self._pending.pop(number, None)) is not None:
                 pending.cancel()
+                _, work, args = taken
+                self._work.put((work, (_late, *args)))
 
     def raise_failure(self) -> None:
         if self._failures:

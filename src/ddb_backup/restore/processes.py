@@ -30,6 +30,7 @@ from ddb_backup.restore.resolve import Skips
 from ddb_backup.restore.target import Target
 from ddb_backup.restore.worker import COUNTS, DONE, FAILED, FINISHED, REJECTED, Connect, Job, merge_counts, run_worker
 from ddb_backup.restore.writer import RESUME_HINT, BatchWriter
+from ddb_backup.store import StoreUnreachable
 
 POLL_SECONDS = 0.2
 RANGES_PER_PROCESS = 8
@@ -198,7 +199,10 @@ class FanOut:
             raise UserError(message, hint)
         if kind == "KeyboardInterrupt" and self.stop.is_set():
             return
-        raise BackupError(message, hint or RESUME_HINT)
+        failure = BackupError(message, hint or RESUME_HINT)
+        if kind == StoreUnreachable.__name__:  # the command says it cannot connect, as in one process
+            raise failure from StoreUnreachable(message)
+        raise failure
 
 
 @contextmanager

@@ -25,8 +25,8 @@ from ddb_backup.restore.options import RestoreOptions, RestoreSummary
 from ddb_backup.restore.ranges import KeyRange
 from ddb_backup.restore.resolve import Resolver
 from ddb_backup.restore.target import Target
-from ddb_backup.restore.writer import BatchWriter
-from ddb_backup.store import ObjectStore
+from ddb_backup.restore.writer import READ_RESUME_HINT, BatchWriter
+from ddb_backup.store import ObjectStore, StoreError
 
 GC_THRESHOLDS = (50_000, 20, 20)  # allocations between young collections; young runs per older one
 REPORT_EVERY_SECONDS = 0.2
@@ -92,7 +92,7 @@ def run_worker(job: Job, events: Any, stop_flag: Any) -> None:
     except BaseException as err:  # reported to the parent, which ends the restore as the in-process one does
         if writer is not None:
             writer.abort(wait_for_sent=not isinstance(err, KeyboardInterrupt))
-        hint = err.hint if isinstance(err, HintedError) else ""
+        hint = err.hint if isinstance(err, HintedError) else READ_RESUME_HINT if isinstance(err, StoreError) else ""
         events.put((FAILED, type(err).__name__, str(err) or type(err).__name__, hint))
     finally:
         skipped = resolver.skips.as_dict() if resolver is not None else {}

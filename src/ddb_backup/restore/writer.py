@@ -44,6 +44,7 @@ BACKOFF_BASE = 0.05
 BACKOFF_CAP = 10.0
 WAIT_TICK = 0.2  # seconds between progress calls while draining
 RESUME_HINT = "run the same command again with --resume (lower --write-rate or raise the table's capacity first)"
+READ_RESUME_HINT = "run the same command again with --resume"  # S3 failed, not the writes
 
 Done = Callable[[], None]
 

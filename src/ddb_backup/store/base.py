@@ -12,6 +12,11 @@ class StoreError(Exception):
     """A request to the object store failed (after the backend's own retries)."""
 
 
+class StoreUnreachable(StoreError):
+    """No connection could be made to the store's endpoint, or it closed one without an answer (after
+    the backend's own retries): not retried again, and the command says "cannot connect"."""
+
+
 class NoSuchVersion(StoreError):
     """The object or version does not exist (or is a delete marker)."""
 

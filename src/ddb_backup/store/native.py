@@ -19,7 +19,12 @@ instance role, Lambda's role), so both paths talk to the same place as the same 
 
 Retries and timeouts match ``ddb_backup.aws.clients``: 8 attempts in all with exponential backoff, full
 jitter and a 20 s cap (botocore's standard mode), a 5 s connect timeout, and a 60 s bound on one call
-(botocore: 30 s per socket read), after which the request is cancelled and ``StoreError`` raised.
+(botocore: 30 s per socket read), after which the request is cancelled and ``StoreError`` raised. The
+backoff starts at 50 ms, botocore's scale for errors other than throttling (it uses 1 s for throttling;
+awscrt has one scale for all): with 1 s, an endpoint that refused connections took 47 s to give up
+against botocore's 4 s. A connection that cannot be made (refused, timed out, no such host) or that the
+server closed without an answer is ``StoreUnreachable`` once awscrt's own retries are spent: the reader
+does not retry it again, and the command says it cannot connect.
 
 Chosen by ``DDB_BACKUP_S3_CLIENT``: ``auto`` (default: native when awscrt is installed, else boto3),
 ``native`` (an error if awscrt is missing) or ``boto3``.
@@ -49,6 +54,7 @@ from ddb_backup.store.base import (
     PutResult,
     StoredObject,
     StoreError,
+    StoreUnreachable,
     VersionEntry,
 )
 from ddb_backup.store.pages import PageSizes
@@ -57,7 +63,7 @@ from ddb_backup.store.s3 import S3Store, list_pages
 S3_CLIENT_ENV = "DDB_BACKUP_S3_CLIENT"
 AUTO, NATIVE, BOTO3 = "auto", "native", "boto3"
 MAX_RETRIES = 7  # 8 attempts in all, as ddb_backup.aws.clients.DEFAULT_MAX_ATTEMPTS
-BACKOFF_SCALE_MS = 1000  # botocore standard mode: random(0, 1) * 2 ** attempt seconds ...
+BACKOFF_SCALE_MS = 50  # botocore standard mode: random(0, 1) * 0.05 * 2 ** attempt seconds ...
 MAX_BACKOFF_S = 20  # ... at most 20 s
 CONNECT_TIMEOUT_MS = 5000
 CALL_TIMEOUT_S = 60.0
@@ -66,6 +72,18 @@ _META = "x-amz-meta-"
 _MISSING_STATUS = {404, 405}  # 405: HEAD/GET of a delete marker's version id
 _CONFLICT_STATUS = {409, 412}
 _MISSING_CODES = {"NoSuchKey", "NoSuchVersion", "InvalidArgument"}  # 400 InvalidArgument: a malformed version id
+_UNREACHABLE_ERRORS = {  # awscrt's names of a connection not made, or closed by the server without an answer
+    "AWS_IO_SOCKET_CONNECTION_REFUSED",
+    "AWS_IO_SOCKET_TIMEOUT",
+    "AWS_IO_SOCKET_NO_ROUTE_TO_HOST",
+    "AWS_IO_SOCKET_NETWORK_DOWN",
+    "AWS_IO_SOCKET_CLOSED",
+    "AWS_IO_DNS_INVALID_NAME",
+    "AWS_IO_DNS_QUERY_FAILED",
+    "AWS_IO_DNS_NO_ADDRESS_FOR_HOST",
+    "AWS_ERROR_HTTP_CONNECTION_CLOSED",
+    "AWS_ERROR_HTTP_SERVER_CLOSED",
+}
 
 
 class BackendMissing(ValueError):
@@ -249,8 +267,19 @@ class NativeS3Store:
         except crt.s3.S3ResponseError as err:
             raise _translate(err.status_code, err.body or b"", what) from err
         except Exception as err:  # connection failures after the client's own retries
-            raise StoreError(f"{what}: {err}") from err
+            raise self._failure(what, err) from err
         return answer
+
+    def _failure(self, what: str, err: BaseException) -> StoreError:
+        """A request that got no answer: ``StoreUnreachable`` when no connection could be made (or the
+        server closed it), worded as botocore words it; else ``StoreError``."""
+        name = getattr(err, "name", "")
+        if name in _UNREACHABLE_ERRORS:
+            scheme = "https" if self.crt.secure else "http"
+            return StoreUnreachable(
+                f"{what}: Could not connect to the endpoint URL: {scheme}://{self.crt.host} ({name})"
+            )
+        return StoreError(f"{what}: {err}")
 
     def _start(
         self,
@@ -335,7 +364,7 @@ class NativeS3Store:
                 if isinstance(error, errors):
                     raise _translate(error.status_code, error.body or b"", what) from error
                 if error is not None:
-                    raise StoreError(f"{what}: {error}") from error
+                    raise self._failure(what, error) from error
                 return _stored(key, answer.headers, answer.body)
 
             return result

@@ -21,6 +21,7 @@ from ddb_backup.store.base import (
     PutResult,
     StoredObject,
     StoreError,
+    StoreUnreachable,
     VersionEntry,
     list_until,
 )
@@ -56,8 +57,8 @@ class RetryingStore:
             except (NoSuchVersion, PreconditionFailed):
                 raise  # answers, not faults
             except StoreError as err:
-                if attempt == self.attempts or isinstance(err.__cause__, UNREACHABLE):
-                    raise  # an unreachable endpoint: botocore already retried it (aws/clients.py's one policy)
+                if attempt == self.attempts or _unreachable(err):
+                    raise  # an unreachable endpoint: the client already retried it (aws/clients.py's one policy)
                 self.retries += 1
                 self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**attempt)))
         raise AssertionError("unreachable")
@@ -120,12 +121,16 @@ class RetryingStore:
                 return
             except (NoSuchVersion, PreconditionFailed):
                 raise
-            except StoreError:
+            except StoreError as err:
                 failures += 1
-                if failures >= self.attempts:
+                if failures >= self.attempts or _unreachable(err):
                     raise
                 self.retries += 1
                 self._sleep(self._random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2**failures)))
+
+
+def _unreachable(err: StoreError) -> bool:
+    return isinstance(err, StoreUnreachable) or isinstance(err.__cause__, UNREACHABLE)
 
 
 def soon_getter(store: ObjectStore) -> Callable[..., Any] | None:
