@@ -19,7 +19,7 @@ from ddb_backup.restore import pools
 from ddb_backup.restore.pools import GetPool
 from ddb_backup.restore.resolve import ELSEWHERE, TAKE, Resolver
 from ddb_backup.restore.timeline import ItemState
-from ddb_backup.store import NoSuchVersion, StoredObject, StoreError
+from ddb_backup.store import NoSuchVersion, StoredObject, StoreError, StoreUnreachable
 from ddb_backup.store.memory import MemoryStore
 from ddb_backup.store.native import NativeS3Store
 from ddb_backup.store.retry import RetryingStore, soon_getter
@@ -120,7 +120,9 @@ def test_a_get_in_flight_too_long_is_cancelled_and_its_work_sees_the_error(monke
     pool.wait(lambda: None)
     # THEN it was cancelled, and its work went on at once with an error (it reads again: see the resolver
     # test), not waiting for the cancelled request to end (a stalled server may never answer it)
-    assert started[0].cancelled and len(outcomes) == 1 and "no answer within 60 s" in outcomes[0]
+    assert (
+        started[0].cancelled and len(outcomes) == 1 and f"no answer within {pools.CALL_TIMEOUT_S:.0f} s" in outcomes[0]
+    )
 
 
 def test_the_pool_keeps_at_most_one_get_per_thread_in_flight_and_stops_taking_more_once_stopped() -> None:
@@ -288,3 +290,74 @@ def test_a_get_soon_cancelled_ends_with_a_store_error(silent_server: int) -> Non
     assert ended.wait(10)
     with pytest.raises(StoreError):
         got[0]()
+
+
+# -- an endpoint that cannot be reached (a fresh tester's finding) ----------------------------------------
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_refused_connection_on_the_native_client_is_store_unreachable_worded_as_botocore_words_it() -> None:
+    client = make_client("s3", endpoint_url=f"http://127.0.0.1:{_closed_port()}", region="us-east-1")
+    store = NativeS3Store(client, "bk")
+    with pytest.raises(StoreUnreachable, match=r"Could not connect to the endpoint URL: http://127\.0\.0\.1"):
+        store.head("k", "v")
+    fetched, _ = _soon(store, "k", "v")
+    with pytest.raises(StoreUnreachable):
+        fetched()
+
+
+class _Refusing(MemoryStore):
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def get(self, key: str, version_id: str | None = None) -> StoredObject:
+        self.calls += 1
+        raise StoreUnreachable("GET: Could not connect to the endpoint URL: http://127.0.0.1:9")
+
+
+def test_the_reader_does_not_retry_an_unreachable_endpoint_again() -> None:
+    inner = _Refusing()
+    with pytest.raises(StoreUnreachable):
+        RetryingStore(inner, sleep=lambda seconds: None).get("k", "v")
+    assert inner.calls == 1  # the client's own retries were spent already
+
+
+def test_a_worker_that_could_not_connect_makes_the_command_say_so_and_how_to_go_on(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from ddb_backup.cli import cli
+    from ddb_backup.restore.processes import FanOut
+    from ddb_backup.restore.writer import READ_RESUME_HINT
+
+    fan_out = FanOut.__new__(FanOut)
+    fan_out.stop = threading.Event()
+    fan_out.failure = (
+        "StoreUnreachable",
+        "GET s3://bk/t/x: Could not connect to the endpoint URL: http://h",
+        READ_RESUME_HINT,
+    )
+    with pytest.raises(Exception) as raised:
+        fan_out._raise_failure()
+    assert isinstance(raised.value.__cause__, StoreUnreachable)
+
+    @cli.command("raise-it")
+    def raise_it() -> None:
+        raise raised.value
+
+    try:
+        result = CliRunner().invoke(cli, ["raise-it"])
+    finally:
+        cli.commands.pop("raise-it")
+    assert result.exit_code == 3
+    assert result.output.strip() == (
+        "error: cannot connect to AWS: GET s3://bk/t/x: Could not connect to the endpoint URL: http://h "
+        "(Try: check --endpoint-url / AWS_ENDPOINT_URL, --region and the network; then run the same command "
+        "again with --resume)"
+    )
+    assert "capacity" not in result.output

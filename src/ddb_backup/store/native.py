@@ -18,7 +18,7 @@ client also supplies the endpoint (``AWS_ENDPOINT_URL`` or
 instance role, Lambda's role), so both paths talk to the same place as the same principal.
 
 Retries and timeouts match ``ddb_backup.aws.clients``: 8 attempts in all with exponential backoff, full
-jitter and a 20 s cap (botocore's standard mode), a 5 s connect timeout, and a 60 s bound on one call
+jitter and a 20 s cap (botocore's standard mode), a 5 s connect timeout, and a 30 s bound on one call
 (botocore: 30 s per socket read), after which the request is cancelled and ``StoreError`` raised. The
 backoff starts at 50 ms, botocore's scale for errors other than throttling (it uses 1 s for throttling;
 awscrt has one scale for all): with 1 s, an endpoint that refused connections took 47 s to give up
@@ -66,7 +66,7 @@ MAX_RETRIES = 7  # 8 attempts in all, as ddb_backup.aws.clients.DEFAULT_MAX_ATTE
 BACKOFF_SCALE_MS = 50  # botocore standard mode: random(0, 1) * 0.05 * 2 ** attempt seconds ...
 MAX_BACKOFF_S = 20  # ... at most 20 s
 CONNECT_TIMEOUT_MS = 5000
-CALL_TIMEOUT_S = 60.0
+CALL_TIMEOUT_S = 30.0  # as the boto3 clients' read_timeout (ddb_backup.aws.clients): a stalled read costs alike
 MAX_CONNECTIONS = 64
 _META = "x-amz-meta-"
 _MISSING_STATUS = {404, 405}  # 405: HEAD/GET of a delete marker's version id
