@@ -6,7 +6,8 @@ versions pinned in pyproject.toml, resolved for the function's architecture (``-
 template's, as ``manylinux2014_aarch64``, or x86_64) and binary wheels only, so nothing is compiled
 for this machine by mistake, and the package's own sources. awscrt's wheel holds one native library
 for one architecture, so each architecture has its own zip (``make package`` builds both). click,
-rich, zstandard and moto stay out: the handler's import path does not use them.
+rich, zstandard and moto stay out: the handler's import path does not use them; so do the command line
+(``ddb_backup/cli``, ``entry.py``) and the exercise package (``ddb_backup/lab``), which need them.
 
 The zip is reproducible: sorted entries, fixed timestamps and modes, so an unchanged build gives
 the same bytes and ``sam deploy`` sees nothing to upload.
@@ -77,8 +78,19 @@ def install_requirements(target: Path, requirements: list[str], arch: str = DEFA
     subprocess.run(command, check=True)
 
 
+NOT_IN_ZIP = {"cli", "lab", "entry.py"}  # the command line and the exercise package: never imported by the handler
+
+
 def copy_package(source: Path, target: Path) -> None:
-    shutil.copytree(source, target / source.name, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    """The package's sources without the command line and the exercise package: they need click, rich
+    and moto, which the zip does not carry, and the handler never imports them (tests/test_handler_imports.py)."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc")
+
+    def ignore(folder: str, names: list[str]) -> set[str]:
+        at_root = Path(folder) == source
+        return set(skip(folder, names)) | ({name for name in names if name in NOT_IN_ZIP} if at_root else set())
+
+    shutil.copytree(source, target / source.name, ignore=ignore)
 
 
 def find_lambda_python() -> str | None:

@@ -87,6 +87,9 @@ def test_the_zip_carries_the_package_and_powertools_but_not_the_cli_or_the_runti
     assert [name.split("/")[-1].split(".")[0] for name in built_zip.native_files] == ["_awscrt"]
     with zipfile.ZipFile(built_zip.path) as zipped:
         assert "ddb_backup/handler.py" in zipped.namelist()
+        # nor the command line or the exercise package (they need click, rich and moto)
+        assert not [n for n in zipped.namelist() if n.startswith(("ddb_backup/cli/", "ddb_backup/lab/"))]
+        assert "ddb_backup/entry.py" not in zipped.namelist() and "ddb_backup/restore/execute.py" in zipped.namelist()
 
 
 ELF_MACHINE = {"arm64": 0xB7, "x86_64": 0x3E}  # e_machine: EM_AARCH64, EM_X86_64
