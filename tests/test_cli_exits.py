@@ -294,3 +294,15 @@ def test_a_connection_closed_by_the_server_is_a_connection_error(closing_server:
     result = invoke("tables", "--bucket", BUCKET, "--endpoint-url", closing_server)
     assert result.exit_code == 3, result.output
     assert "cannot connect to AWS" in result.output and "credentials" not in result.output
+
+
+def test_every_command_help_lists_the_exit_codes_every_command_has() -> None:
+    """Ctrl-C (130) and a closed stdout (141) end every command alike; each command's own --help says
+    so, not only the group's (a fresh reader found them missing)."""
+    from ddb_backup.cli import cli
+
+    for name in sorted(cli.commands):
+        result = invoke(name, "--help")
+        text = " ".join(result.output.split())
+        assert result.exit_code == 0 and "Exit codes:" in text, name
+        assert "130 " in text and "141 stdout closed early" in text, (name, text[text.index("Exit codes:") :])

@@ -22,7 +22,8 @@ def demo(chaos: bool, seed: int) -> None:
       ddb-backup demo
       ddb-backup demo --chaos
     \b
-    Exit codes: 0 every restore matched, 1 a restore did not match, 3 an AWS or storage error.
+    Exit codes: 0 every restore matched, 1 a restore did not match, 3 an AWS or storage error,
+    130 interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     from ddb_backup.lab.demo import run_demo
 

@@ -56,7 +56,8 @@ def diff(
     \b
     Exit codes: 0 shown (whether or not anything changed), 2 bad options (also: --from later
     than --to), 3 AWS error, 5 the backup holds nothing for the table (or tenant) under this
-    prefix, or nothing before both times (they precede its first write).
+    prefix, or nothing before both times (they precede its first write), 130
+    interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     start, end = parse_time(start_text), parse_time(end_text)
     tenancy = table_tenancy(tenant_column, no_tenants)

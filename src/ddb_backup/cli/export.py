@@ -66,7 +66,8 @@ def export(
     \b
     Exit codes: 0 written, 2 bad options or a destination that is not empty, 3 AWS error,
     5 the backup holds nothing for the table (or tenant) under this prefix, or nothing at TIME
-    (it precedes the table's first write), or the --to bucket does not exist.
+    (it precedes the table's first write), or the --to bucket does not exist,
+    130 interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     at = parse_time(at_text)
     tenancy = table_tenancy(tenant_column, no_tenants)

@@ -65,7 +65,8 @@ def full_backup(
           --segments 8 --read-rate 500
     \b
     Exit codes: 0 done, 2 a usage error (e.g. no such table, bucket without versioning),
-    3 an AWS error, or items that could not be written (rerun to write them).
+    3 an AWS error, or items that could not be written (rerun to write them),
+    130 interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     from ddb_backup.capture.full_backup import run_full_backup
 

@@ -46,7 +46,8 @@ def history(
 
     \b
     Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 the backup holds nothing for the table,
-    tenant or item given (the message says what it does hold).
+    tenant or item given (the message says what it does hold), 130
+    interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     key = parse_key_option(key_text)
     tenancy = table_tenancy(tenant_column, no_tenants)

@@ -163,7 +163,7 @@ def restore_command(
     the items the target refused (listed in the rejects file), 5 the backup holds nothing for
     the --table, --prefix, --tenant or --key given, or nothing at a TIME before the table's
     first write (nothing created; the message says what the bucket holds), 130 interrupted by
-    Ctrl-C (--resume continues).
+    Ctrl-C (--resume continues), 141 stdout closed early (e.g. `| head`).
     """
     options = RestoreOptions(
         bucket=bucket,

@@ -99,7 +99,8 @@ def run(
     \b
     Exit codes: 0 stopped cleanly, 1 stopped cleanly but records were lost before they could be read
     (take a full backup), 2 a usage error, 3 an AWS error or a batch that kept failing, 5 the
-    bucket (--bucket, or the --checkpoint's) does not exist.
+    bucket (--bucket, or the --checkpoint's) does not exist, 130 a second Ctrl-C (the first stops
+    cleanly: 0), 141 stdout closed early (e.g. `| head`).
     """
     from ddb_backup.capture.batch_response import capture_handler
     from ddb_backup.capture.stream_checkpoint import default_location, open_checkpoints

@@ -30,7 +30,8 @@ def tables(bucket: str, prefix: str, tenant_column: str | None, no_tenants: bool
 
     \b
     Exit codes: 0 shown, 2 bad options, 3 AWS error, 5 no tables under this prefix (the message
-    names the prefixes found there instead, or the bucket's top-level folders).
+    names the prefixes found there instead, or the bucket's top-level folders),
+    130 interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     tenancy = table_tenancy(tenant_column, no_tenants)
     store = checked_store(aws, bucket)

@@ -87,7 +87,8 @@ def verify(
 
     \b
     Exit codes: 0 in sync, 1 drift found (with a hint), 2 bad options or no such table, 3 AWS error
-    (also: AWS cannot be reached), 5 the backup holds nothing for the table under this prefix.
+    (also: AWS cannot be reached), 5 the backup holds nothing for the table under this prefix,
+    130 interrupted by Ctrl-C, 141 stdout closed early (e.g. `| head`).
     """
     grace_seconds = parse_duration(grace)
     tenancy = table_tenancy(tenant_column, no_tenants)
