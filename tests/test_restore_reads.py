@@ -361,3 +361,19 @@ def test_a_worker_that_could_not_connect_makes_the_command_say_so_and_how_to_go_
         "again with --resume)"
     )
     assert "capacity" not in result.output
+
+
+def test_a_connection_the_server_closed_is_not_retried_again_by_the_reader() -> None:
+    """botocore already made its 8 attempts; the reader used to make 6 more rounds of them."""
+    from botocore.exceptions import ConnectionClosedError
+
+    calls = []
+
+    class Closing(MemoryStore):
+        def get(self, key: str, version_id: str | None = None) -> StoredObject:
+            calls.append(key)
+            raise StoreError("get_object: closed") from ConnectionClosedError(endpoint_url="http://h")
+
+    with pytest.raises(StoreError):
+        RetryingStore(Closing(), sleep=lambda seconds: None).get("k", "v")
+    assert calls == ["k"]

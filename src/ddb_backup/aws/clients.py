@@ -20,12 +20,14 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import EndpointConnectionError
+from botocore.exceptions import ConnectionClosedError, EndpointConnectionError
 
 DEFAULT_MAX_ATTEMPTS = 8
 DEFAULT_POOL = 64
 NOTICE_AFTER_SECONDS = 2.0
-UNREACHABLE = (EndpointConnectionError,)  # includes ConnectTimeoutError: no connection was made
+# No connection was made (EndpointConnectionError includes ConnectTimeoutError), or the server closed it
+# without an answer: after botocore's own attempts, not retried again (store.retry) nor taken for "no table".
+UNREACHABLE = (EndpointConnectionError, ConnectionClosedError)
 
 # Where retry notices go: the command line sets it (stderr); the library stays quiet by default.
 notify: Callable[[str], None] | None = None

@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import click
-from botocore.exceptions import BotoCoreError, ClientError, ConnectionClosedError, EndpointConnectionError
+from botocore.exceptions import BotoCoreError, ClientError
 
 from ddb_backup import __version__
 from ddb_backup.aws import clients as aws
@@ -34,7 +34,7 @@ AWS_ERRORS = (BackupError, StoreError, BotoCoreError, ClientError)
 INTERRUPTED = 130  # Ctrl-C, as shells report a process ended by SIGINT (128 + 2)
 CLOSED_STDOUT = 141  # stdout closed early (`| head`), as shells report SIGPIPE (128 + 13)
 EXIT_CODES = (0, 1, 2, 3, 4, 5, INTERRUPTED, CLOSED_STDOUT)  # the documented set (the group's help)
-CONNECTION_ERRORS = (EndpointConnectionError, ConnectionClosedError, StoreUnreachable)  # none reached, or hung up
+CONNECTION_ERRORS = (*aws.UNREACHABLE, StoreUnreachable)  # none reached, or hung up (aws/clients.py)
 
 
 def _unreachable(err: BaseException) -> BaseException | None:
