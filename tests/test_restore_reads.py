@@ -377,3 +377,29 @@ def test_a_connection_the_server_closed_is_not_retried_again_by_the_reader() -> 
     with pytest.raises(StoreError):
         RetryingStore(Closing(), sleep=lambda seconds: None).get("k", "v")
     assert calls == ["k"]
+
+
+def test_a_get_ending_on_its_own_thread_while_it_is_being_registered_is_handed_on_once() -> None:
+    """The race between a GET's end (the client's thread) and its registration (the submitting thread),
+    made certain: the end looks for the GET just before it is registered, and is slow to note it."""
+
+    class SlowToNoteAMiss(dict[int, Any]):
+        def pop(self, key: int, default: Any = None) -> Any:
+            found = super().pop(key, default)
+            if found is default:
+                time.sleep(0.2)  # the submitting thread registers the GET meanwhile
+            return found
+
+    def start_get(key: str, version_id: str, then: Then) -> _Started:
+        threading.Thread(target=then, args=(lambda: _stored(key),)).start()
+        time.sleep(0.05)  # the end has looked (and missed) before this returns
+        return _Started(then)
+
+    got: list[str] = []
+    pool = GetPool(2, threading.Event(), start_get)
+    pool._pending = SlowToNoteAMiss()
+    assert pool.submit_get("k", "v", lambda fetched: got.append(fetched().key))
+    waiter = threading.Thread(target=pool.wait, args=(lambda: None,), daemon=True)
+    waiter.start()
+    waiter.join(10)
+    assert not waiter.is_alive() and got == ["k"], "the GET's end was lost"

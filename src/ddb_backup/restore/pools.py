@@ -91,8 +91,10 @@ class GetPool:
         self._start_get = start_get
         self._slots = threading.BoundedSemaphore(workers if start_get is not None else workers * 4)
         self._work: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
-        # GETs in flight (native): whoever takes one out of here (its end, or ``_cancel_late``) hands its work on
+        # GETs in flight (native): whoever takes one out of here (its end, or ``_cancel_late``) hands its work
+        # on, under ``_handoff`` (a GET may end on the client's thread before it is registered here)
         self._pending: dict[int, tuple[Pending, Callable[..., None], tuple[Any, ...]]] = {}
+        self._handoff = threading.Lock()
         self._numbers = itertools.count()
         self._open = 0  # submitted and not yet finished
         self._count_lock = threading.Lock()
@@ -123,20 +125,23 @@ class GetPool:
         number = next(self._numbers)
 
         def then(fetched: Callable[[], StoredObject]) -> None:  # on the client's event-loop thread
-            if self._pending.pop(number, None) is not None:
-                self._work.put((work, (fetched, *args)))
-            else:
-                early.append(fetched)  # ended before it was registered below, or cancelled as late
+            with self._handoff:
+                if self._pending.pop(number, None) is None:
+                    ended.append(fetched)  # not registered yet (or cancelled as late: then nobody reads it)
+                    return
+            self._work.put((work, (fetched, *args)))
 
-        early: list[Callable[[], StoredObject]] = []
+        ended: list[Callable[[], StoredObject]] = []
         try:
             started = self._start_get(key, version_id, then)
         except BaseException:
             self._finish()
             raise
-        self._pending[number] = (started, work, args)
-        if early and self._pending.pop(number, None) is not None:  # it ended within make_request
-            self._work.put((work, (early[0], *args)))
+        with self._handoff:
+            if not ended:
+                self._pending[number] = (started, work, args)
+                return True
+        self._work.put((work, (ended[0], *args)))  # it ended before make_request returned
         return True
 
     def _take_slot(self) -> bool:
@@ -169,7 +174,11 @@ class GetPool:
         connection answers or closes, which a stalled server may never do."""
         late = time.monotonic() - CALL_TIMEOUT_S
         for number, (pending, _, _) in list(self._pending.items()):
-            if pending.started < late and (taken := self._pending.pop(number, None)) is not None:
+            if pending.started >= late:
+                continue
+            with self._handoff:
+                taken = self._pending.pop(number, None)
+            if taken is not None:
                 pending.cancel()
                 _, work, args = taken
                 self._work.put((work, (_late, *args)))
