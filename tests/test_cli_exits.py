@@ -19,6 +19,7 @@ from moto import mock_aws
 from cli_support import BUCKET, fill_bucket, invoke, one_line_error, tables_of
 from ddb_backup.aws import clients as aws
 from ddb_backup.cli import common
+from ddb_backup.format import keys as k
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -187,6 +188,19 @@ def test_a_39_digit_number_is_refused_alike_in_both_key_forms(
     assert one_line_error(result, 2), result.output
     assert "38 digits" in result.output
     assert "orders_copy" not in tables_of(bucket)
+
+
+@pytest.mark.parametrize(
+    "number", ["1E40", "1E125", "9.9999999999999999999999999999999999999E+125", "1E-130", "-1.5E100"]
+)
+def test_a_big_or_tiny_number_dynamodb_stores_is_a_key_both_commands_take(number: str) -> None:
+    """A fresh tester's finding: 1E40 was refused as more than 38 digits (its written-out form has 41)."""
+    from ddb_backup.inspect.history import parse_key
+
+    assert parse_key(f'{{"pk":{{"N":"{number}"}}}}') == {"pk": {"N": k.canonical_number(number)}}
+    for refused in ("1E126", "1E-131", "1" * 39, "1.00000000000000000000000000000000000001E50"):
+        with pytest.raises(ArithmeticError):
+            parse_key(f'{{"pk":{{"N":"{refused}"}}}}')
 
 
 # -- 5: one bucket-name rule for every bucket argument ------------------------------------------------

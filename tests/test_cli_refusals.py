@@ -311,3 +311,17 @@ def test_a_bucket_without_versioning_is_named_as_such(bucket: Any) -> None:
     boto3.client("s3").create_bucket(Bucket="plain")
     result = invoke("diff", "--bucket", "plain", "--prefix", "prod", "--table", "orders", "--from", "-1h")
     assert one_line_error(result, 5) and "has no versioning" in result.output, result.output
+
+
+def test_a_tenant_whose_text_is_percent_none_is_not_offered_for_items_without_one(bucket: Any) -> None:
+    """A fresh tester's finding: the text "%none" is stored under "%25none"; asking for --tenant %none
+    (items without a tenant) where there are none suggested --tenant '%none' again."""
+    store = S3Store(boto3.client("s3", region_name="us-east-1"), BUCKET)
+    tenanted = Capture(store, CaptureSettings(prefix="prod", tenant_column="org"), lambda table: SCHEMA)
+    assert not tenanted.process([put(key(7), {"org": {"S": "%none"}}, table="teams", at=AT)]).failures
+    result = invoke("history", "--bucket", BUCKET, "--prefix", "prod", "--table", "teams", "--tenant", "%none",
+                    "--key", '{"pk":"p7","sk":7}')  # fmt: skip
+    assert one_line_error(result, 5), result.output
+    assert "holds no items without a tenant (--tenant %none)" in result.output
+    assert "its tenants: 'acme', 'globex', 'folder %25none'" in result.output
+    assert "did you mean" not in result.output

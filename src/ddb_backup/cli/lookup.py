@@ -48,7 +48,7 @@ def parse_key_option(text: str) -> k.TypedItem:
         return parse_key(text)
     except ArithmeticError as err:  # decimal.Rounded, Inexact: DynamoDB numbers have at most 38 digits
         raise UserError(
-            f"--key {text!r} holds a number DynamoDB cannot store (38 digits at most, 1E-130 to 1E+126)", KEY_FORMS
+            f"--key {text!r} holds a number DynamoDB cannot store (38 digits at most, 1E-130 to 9.99E+125)", KEY_FORMS
         ) from err
     except (TypeError, ValueError) as err:  # keys.InvalidKeyError is a ValueError
         raise UserError(f"--key {text!r} is not a key DynamoDB can hold: {err}", KEY_FORMS) from err

@@ -207,11 +207,15 @@ def check_tenant(store: ObjectStore, prefix: str, table: str, tenant: str | None
             f"the table {table!r} has no tenants in the backup, so none is {shown!r}",
             "drop --tenant (the function does not use MultiTenancyColumn for this table)",
         )
-    names = [unquote(name) for name in tenants]
+    # each tenant as --tenant takes it; a folder no --tenant text reaches (the text "%none" is stored under
+    # "%25none", and --tenant %none means items without a tenant) is shown as its folder, never suggested
+    names = [unquote(name) for name in tenants if k.tenant_segment_for_text(unquote(name)) == name]
+    folders_only = [f"folder {name}" for name in tenants if k.tenant_segment_for_text(unquote(name)) != name]
     nearest = _nearest(shown, names)
     hint = f"did you mean --tenant {nearest[0]!r}? " if nearest else ""
+    what = "items without a tenant (--tenant %none)" if tenant == k.MISSING_TENANT_SEGMENT else f"tenant {shown!r}"
     raise NothingMatches(
-        f"the backup of {table!r} holds no tenant {shown!r}", f"{hint}its tenants: {_listing(names)}".strip()
+        f"the backup of {table!r} holds no {what}", f"{hint}its tenants: {_listing([*names, *folders_only])}".strip()
     )
 
 
