@@ -79,6 +79,28 @@ def canonical_number(text: str) -> str:
     return format(value.normalize(_NUMBER_CONTEXT), "f")
 
 
+_EXACT = Context(prec=1000, Emax=10**6, Emin=-(10**6))  # normalises any canonical number without rounding
+MAX_DIGITS = 38
+SMALLEST_EXPONENT, LARGEST_EXPONENT = -130, 125  # 1E-130 to 9.9999999999999999999999999999999999999E+125
+
+
+class NumberOutOfRange(ArithmeticError):
+    """A number DynamoDB cannot store."""
+
+
+def check_number(text: str) -> None:
+    """``NumberOutOfRange`` unless DynamoDB can store the number ``text``: at most 38 significant digits
+    (trailing zeros of a written-out number are not significant: ``1E+40`` is one digit), magnitude 1E-130
+    to 9.9999999999999999999999999999999999999E+125, or zero (DynamoDB developer guide, "Number")."""
+    number = Decimal(text).normalize(_EXACT)
+    if number.is_zero():
+        return
+    if len(number.as_tuple().digits) > MAX_DIGITS:
+        raise NumberOutOfRange(f"{text} has more than {MAX_DIGITS} significant digits")
+    if not SMALLEST_EXPONENT <= number.adjusted() <= LARGEST_EXPONENT:
+        raise NumberOutOfRange(f"{text} is outside 1E-130 to 9.99E+125")
+
+
 def _binary_text(value: Any) -> str:
     """Binary values arrive as base64 text (stream JSON) or bytes (boto3); name them by their base64."""
     if isinstance(value, bytes | bytearray | memoryview):

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, replace
-from decimal import Context, Decimal
+from decimal import Decimal
 from typing import Any
 from urllib.parse import unquote
 
@@ -236,28 +236,6 @@ def _original_event(image: Mapping[str, Any] | None, before: Mapping[str, Any] |
     return EVENT_NAMES[vm.INSERT] if before is None else EVENT_NAMES[vm.MODIFY]
 
 
-_EXACT = Context(prec=1000, Emax=10**6, Emin=-(10**6))  # normalises any canonical number without rounding
-MAX_DIGITS = 38
-SMALLEST_EXPONENT, LARGEST_EXPONENT = -130, 125  # 1E-130 to 9.9999999999999999999999999999999999999E+125
-
-
-class NumberOutOfRange(ArithmeticError):
-    """A number DynamoDB cannot store."""
-
-
-def check_number(text: str) -> None:
-    """``NumberOutOfRange`` unless DynamoDB can store the number ``text``: at most 38 significant digits
-    (trailing zeros of a written-out number are not significant: ``1E+40`` is one digit), magnitude 1E-130
-    to 9.9999999999999999999999999999999999999E+125, or zero (DynamoDB developer guide, "Number")."""
-    number = Decimal(text).normalize(_EXACT)
-    if number.is_zero():
-        return
-    if len(number.as_tuple().digits) > MAX_DIGITS:
-        raise NumberOutOfRange(f"{text} has more than {MAX_DIGITS} significant digits")
-    if not SMALLEST_EXPONENT <= number.adjusted() <= LARGEST_EXPONENT:
-        raise NumberOutOfRange(f"{text} is outside 1E-130 to 9.99E+125")
-
-
 def parse_key(text: str) -> k.TypedItem:
     """``--key``: DynamoDB JSON (``{"pk":{"S":"a"},"sk":{"N":"1"}}``) or plain JSON (``{"pk":"a","sk":1}``),
     one parser for both forms and every command. A number DynamoDB cannot store (39 significant digits, 1E+200) raises
@@ -276,7 +254,7 @@ def parse_key(text: str) -> k.TypedItem:
     key = k.canonical_key(typed)
     for scalar in key.values():  # both forms: DynamoDB's number rule
         if "N" in scalar:
-            check_number(scalar["N"])
+            k.check_number(scalar["N"])
     return key
 
 

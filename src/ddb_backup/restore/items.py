@@ -22,8 +22,8 @@ from ddb_backup.restore.sync import key_digest
 from ddb_backup.restore.target import Target, image_key_problem
 from ddb_backup.restore.timeline import ItemState
 from ddb_backup.restore.writer import BatchWriter, Reject, key_of
-from ddb_backup.store import ObjectStore
-from ddb_backup.store.retry import Fetched, soon_getter
+from ddb_backup.store import Fetched, ObjectStore
+from ddb_backup.store.retry import soon_getter
 
 FinishRange = Callable[[int, list[bytes]], None]
 Show = Callable[[BatchWriter | None], None]

@@ -11,11 +11,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ddb_backup.restore.ranges import KeyRange
-from ddb_backup.store import StoredObject, StoreError
+from ddb_backup.store import Fetched, StoredObject, StoreError
 from ddb_backup.store.native import CALL_TIMEOUT_S
 
 
-class Pending(Protocol):
+class InFlight(Protocol):
     """A GET in flight (``store.native.Pending``): when it started (``time.monotonic``), and its cancel."""
 
     @property
@@ -24,7 +24,7 @@ class Pending(Protocol):
     def cancel(self) -> None: ...
 
 
-StartGet = Callable[[str, str, Callable[[Callable[[], StoredObject]], None]], Pending]
+StartGet = Callable[[str, str, Callable[[Fetched], None]], InFlight]
 WAIT_SECONDS = 0.2
 
 
@@ -93,7 +93,7 @@ class GetPool:
         self._work: queue.SimpleQueue[tuple[Callable[..., None], tuple[Any, ...]] | None] = queue.SimpleQueue()
         # GETs in flight (native): whoever takes one out of here (its end, or ``_cancel_late``) hands its work
         # on, under ``_handoff`` (a GET may end on the client's thread before it is registered here)
-        self._pending: dict[int, tuple[Pending, Callable[..., None], tuple[Any, ...]]] = {}
+        self._pending: dict[int, tuple[InFlight, Callable[..., None], tuple[Any, ...]]] = {}
         self._handoff = threading.Lock()
         self._numbers = itertools.count()
         self._open = 0  # submitted and not yet finished
@@ -124,14 +124,14 @@ class GetPool:
             return True
         number = next(self._numbers)
 
-        def then(fetched: Callable[[], StoredObject]) -> None:  # on the client's event-loop thread
+        def then(fetched: Fetched) -> None:  # on the client's event-loop thread
             with self._handoff:
                 if self._pending.pop(number, None) is None:
                     ended.append(fetched)  # not registered yet (or cancelled as late: then nobody reads it)
                     return
             self._work.put((work, (fetched, *args)))
 
-        ended: list[Callable[[], StoredObject]] = []
+        ended: list[Fetched] = []
         try:
             started = self._start_get(key, version_id, then)
         except BaseException:

@@ -40,8 +40,7 @@ from ddb_backup.format.version_meta import REMOVED_BY_TENANT_CHANGE, MetadataErr
 from ddb_backup.restore.plan import metadata_reader
 from ddb_backup.restore.tenancy import TableTenancy, learn_table_tenancy
 from ddb_backup.restore.timeline import ItemState, state_at
-from ddb_backup.store import NoSuchVersion, ObjectStore, StoredObject, StoreError, VersionEntry
-from ddb_backup.store.retry import Fetched
+from ddb_backup.store import Fetched, NoSuchVersion, ObjectStore, StoredObject, StoreError, VersionEntry
 
 _MD5_NAME = re.compile(r"[0-9a-f]{32}")
 PROBE_KEYS = 50

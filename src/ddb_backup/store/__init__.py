@@ -4,6 +4,7 @@ Backends know nothing of DynamoDB or of our paths; ``ddb_backup.format.keys`` co
 """
 
 from ddb_backup.store.base import (
+    Fetched,
     NoSuchVersion,
     ObjectStore,
     PreconditionFailed,
@@ -18,6 +19,7 @@ from ddb_backup.store.base import (
 )
 
 __all__ = [
+    "Fetched",
     "NoSuchVersion",
     "ObjectStore",
     "PreconditionFailed",

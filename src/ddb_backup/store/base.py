@@ -30,6 +30,8 @@ class UnversionedWrite(StoreError):
     the object's null version instead of adding one (docs/format.md, "The bucket")."""
 
 
+Fetched = Callable[[], "StoredObject"]  # a finished GET: the object, or the error ``ObjectStore.get`` raises
+
 VERSIONING_FIX = (
     "enable versioning on the backup bucket (aws s3api put-bucket-versioning --bucket BUCKET "
     "--versioning-configuration Status=Enabled); the record is retried until then"

@@ -48,6 +48,7 @@ from xml.etree import ElementTree
 
 from ddb_backup.aws.timestamps import parse_timestamp
 from ddb_backup.store.base import (
+    Fetched,
     NoSuchVersion,
     ObjectStore,
     PreconditionFailed,
@@ -201,9 +202,6 @@ class _Answer:
         return b"".join(self.chunks)
 
 
-Fetched = Callable[[], StoredObject]  # a finished GET: the object, or the error ``get`` would raise
-
-
 class Pending:
     """A GET started by ``NativeS3Store.get_soon``: when it started (``time.monotonic``), and its cancel."""
 
@@ -258,21 +256,21 @@ class NativeS3Store:
     ) -> _Answer:
         answer = _Answer()
         sent = self._start(method, host, path, what, body, headers, operation, answer)
-        crt = self.crt
         try:
             sent.finished_future.result(timeout=CALL_TIMEOUT_S)
         except FutureTimeout as err:
             sent.cancel()
             raise StoreError(f"{what}: no answer within {CALL_TIMEOUT_S:.0f} s") from err
-        except crt.s3.S3ResponseError as err:
-            raise _translate(err.status_code, err.body or b"", what) from err
-        except Exception as err:  # connection failures after the client's own retries
+        except Exception as err:  # an error answer, or a connection failure after the client's own retries
             raise self._failure(what, err) from err
         return answer
 
     def _failure(self, what: str, err: BaseException) -> StoreError:
-        """A request that got no answer: ``StoreUnreachable`` when no connection could be made (or the
-        server closed it), worded as botocore words it; else ``StoreError``."""
+        """A request that ended in ``err``: S3's error answer translated (``NoSuchVersion``,
+        ``PreconditionFailed``); ``StoreUnreachable`` when no connection could be made (or the server
+        closed it), worded as botocore words it; else ``StoreError``."""
+        if isinstance(err, self.crt.s3.S3ResponseError):
+            return _translate(err.status_code, err.body or b"", what)
         name = getattr(err, "name", "")
         if name in _UNREACHABLE_ERRORS:
             scheme = "https" if self.crt.secure else "http"
@@ -357,12 +355,9 @@ class NativeS3Store:
         host, path = self._target(key, version_id)
         what = f"GET s3://{self.bucket}/{key}" + (f"?versionId={version_id}" if version_id else "")
         answer = _Answer()
-        errors = self.crt.s3.S3ResponseError
 
         def fetched(error: BaseException | None) -> Fetched:
             def result() -> StoredObject:
-                if isinstance(error, errors):
-                    raise _translate(error.status_code, error.body or b"", what) from error
                 if error is not None:
                     raise self._failure(what, error) from error
                 return _stored(key, answer.headers, answer.body)

@@ -27,7 +27,6 @@ from ddb_backup.store.base import (
 )
 
 T = TypeVar("T")
-Fetched = Callable[[], StoredObject]  # a finished GET: the object, or the error ``ObjectStore.get`` raises
 DEFAULT_ATTEMPTS = 6
 BASE_DELAY = 0.05
 MAX_DELAY = 5.0
